@@ -1,0 +1,215 @@
+import type { Cells } from './backend.js';
+import { BLACK, H, S, WHITE, packTicket, slotBase } from './layout.js';
+
+/** {@link Acquirer.advance} results. */
+export const DONE = 0;
+/** Blocked on `blockCell` holding `blockValue` (a cell of slot `blockSlot`). */
+export const BLOCKED = 1;
+/** The doorway stepped back because the next ticket would exceed the limit; sleep, then retry. */
+export const STEP_BACK = 2;
+
+/** Called at doorway boundaries (diagnostics and the conformance suite's FIFO check). */
+export interface TraceHooks {
+  /** Right before `choosing[i] = 1` of a doorway attempt. */
+  doorwayStart?(): void;
+  /** Right after `choosing[i] = 0` with the ticket stored. */
+  doorwayEnd?(ticket: number): void;
+}
+
+/**
+ * One participant's Black-White bakery protocol (Taubenfeld, DISC 2004) as a resumable state
+ * machine, so that the blocking (`lockSync`) and the asynchronous (`lock`) drivers share one
+ * implementation and an acquisition allocates nothing. `advance()` runs until it must wait and
+ * then reports on which cell; the driver decides how to wait and calls `advance()` again, which
+ * re-reads that condition and continues the scan where it stopped.
+ *
+ * Every access goes through `Cells.load/store`, which the backend contract requires to be
+ * sequentially consistent: the doorway's store→load order (choosing, then the others' tickets)
+ * depends on it.
+ */
+export class Acquirer {
+  /** 0 = doorway next, 1 = waiting scan, 2 = done. */
+  private phase = 0;
+  /** Own ticket number and colour, valid from the end of the doorway. */
+  n = 0;
+  c = 0;
+  private hwm = 0;
+  private j = 0;
+  /** 0 = slot j not yet classified, 1 = same colour as ours, 2 = other colour. */
+  private branch = 0;
+  blockCell = -1;
+  blockValue = 0;
+  blockSlot = -1;
+  /** Largest ticket number this participant was ever issued (for tests and inspect()). */
+  maxIssued = 0;
+
+  private readonly base: number;
+
+  constructor(
+    private readonly cells: Cells,
+    readonly slot: number,
+    private readonly trace: TraceHooks | undefined,
+  ) {
+    this.base = slotBase(slot);
+  }
+
+  /** Start a new acquisition. */
+  begin(): void {
+    this.phase = 0;
+  }
+
+  /**
+   * True when no other participant is choosing or holds a ticket. `tryLock` calls this before
+   * its doorway so that a failing tryLock writes nothing: a withdrawn ticket lets the next one
+   * grow, and a tryLock polled while someone holds the lock must not push tickets upward.
+   */
+  idle(): boolean {
+    const cells = this.cells;
+    const hwm = cells.load(H.HIGH_WATER);
+    for (let j = 0; j < hwm; j++) {
+      if (j === this.slot) continue;
+      const b = slotBase(j);
+      if (cells.load(b + S.CHOOSING) !== 0 || cells.load(b + S.TICKET) !== 0) return false;
+    }
+    return true;
+  }
+
+  advance(): number {
+    const cells = this.cells;
+    if (this.phase === 0) {
+      const base = this.base;
+      this.trace?.doorwayStart?.();
+      cells.store(base + S.CHOOSING, 1);
+      // Read the high-water mark AFTER choosing = 1: a slot claimed later starts its own
+      // doorway after this point and will see our choosing flag.
+      const limit = cells.load(H.HIGH_WATER);
+      const c = cells.load(H.COLOUR);
+      let max = 0;
+      for (let j = 0; j < limit; j++) {
+        const t = cells.load(slotBase(j) + S.TICKET);
+        if (t !== 0 && (t & 1) === c) {
+          const nj = t >>> 1;
+          if (nj > max) max = nj;
+        }
+      }
+      const n = max + 1;
+      if (n > limit) {
+        // Withdrawals let tickets creep upward; never store one above the limit. Step back and
+        // let the high ticket's owner enter or withdraw first (it is not waiting for us: we
+        // hold no ticket), then retry.
+        cells.store(base + S.CHOOSING, 0);
+        this.wake(this.slot, base + S.CHOOSING);
+        return STEP_BACK;
+      }
+      // Ticket before clearing choosing: a scanner that sees choosing = 0 must see our ticket.
+      cells.store(base + S.TICKET, packTicket(n, c));
+      cells.store(base + S.CHOOSING, 0);
+      this.wake(this.slot, base + S.CHOOSING);
+      this.trace?.doorwayEnd?.(n);
+      this.n = n;
+      this.c = c;
+      if (n > this.maxIssued) this.maxIssued = n;
+      this.recordMaxTicket(n);
+      // Read the high-water mark AGAIN for the waiting scan: reusing the doorway's value lets a
+      // participant that claimed its slot meanwhile go unseen, and two would enter together.
+      this.hwm = cells.load(H.HIGH_WATER);
+      this.j = 0;
+      this.branch = 0;
+      this.phase = 1;
+    }
+    if (this.phase === 1) {
+      const n = this.n;
+      const c = this.c;
+      const i = this.slot;
+      for (; this.j < this.hwm; this.j++) {
+        const j = this.j;
+        if (j === i) continue;
+        const b = slotBase(j);
+        let t: number;
+        if (this.branch === 0) {
+          const ch = cells.load(b + S.CHOOSING);
+          if (ch !== 0) return this.block(b + S.CHOOSING, ch, j);
+          t = cells.load(b + S.TICKET);
+          if (t === 0) continue;
+          this.branch = (t & 1) === c ? 1 : 2;
+        } else {
+          t = cells.load(b + S.TICKET);
+        }
+        if (this.branch === 1) {
+          // Same colour: wait until j has no ticket, a later (number, slot), or another colour.
+          const nj = t >>> 1;
+          if (nj === 0 || nj > n || (nj === n && j > i) || (t & 1) !== c) {
+            this.branch = 0;
+            continue;
+          }
+        } else if (t === 0 || cells.load(H.COLOUR) !== c || (t & 1) === c) {
+          // Other colour: j goes first unless it is gone, the shared colour has moved away
+          // from ours (our colour now has priority), or j took a new ticket of our colour.
+          this.branch = 0;
+          continue;
+        }
+        return this.block(b + S.TICKET, t, j);
+      }
+      this.phase = 2;
+    }
+    return DONE;
+  }
+
+  /** Exit protocol after the critical section. */
+  exit(): void {
+    const cells = this.cells;
+    // The opposite of OUR colour, not a toggle of the shared word: a toggle by two exits in
+    // a row would hand priority back to the wrong colour.
+    cells.store(H.COLOUR, this.c === BLACK ? WHITE : BLACK);
+    cells.store(this.base + S.TICKET, 0);
+    this.wake(this.slot, this.base + S.TICKET);
+    this.phase = 0;
+  }
+
+  /**
+   * Leave the bakery without having held the lock (timeout, abort, failed tryLock): clear only
+   * our own choosing and ticket. Never the exit's colour write — that is for holders only.
+   */
+  withdraw(): void {
+    const cells = this.cells;
+    cells.store(this.base + S.CHOOSING, 0);
+    cells.store(this.base + S.TICKET, 0);
+    this.wake(this.slot, this.base + S.TICKET);
+    this.wake(this.slot, this.base + S.CHOOSING);
+    this.phase = 0;
+  }
+
+  private block(cell: number, value: number, slot: number): number {
+    this.blockCell = cell;
+    this.blockValue = value;
+    this.blockSlot = slot;
+    return BLOCKED;
+  }
+
+  /**
+   * Wake participants sleeping on a cell of slot `slot`, but only when its sleeper count says
+   * someone sleeps (a futex wake costs a syscall). The count is read after the cell was
+   * stored; a sleeper raises the count before re-reading the cell, so one of the two sees the
+   * other (both seq-cst).
+   */
+  private wake(slot: number, cell: number): void {
+    const cells = this.cells;
+    if (cells.notify !== undefined && cells.load(slotBase(slot) + S.SLEEPERS) !== 0) {
+      cells.notify(cell, Number.POSITIVE_INFINITY);
+    }
+  }
+
+  private recordMaxTicket(n: number): void {
+    const cells = this.cells;
+    let cur = cells.load(H.MAX_TICKET);
+    if (cells.compareExchange === undefined) {
+      if (n > cur) cells.store(H.MAX_TICKET, n);
+      return;
+    }
+    while (n > cur) {
+      const seen = cells.compareExchange(H.MAX_TICKET, cur, n);
+      if (seen === cur) return;
+      cur = seen;
+    }
+  }
+}

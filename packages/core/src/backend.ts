@@ -1,0 +1,76 @@
+/**
+ * The backend contract: what core needs from shared memory. A backend is an array of 32-bit
+ * cells shared by every participant of one lock.
+ *
+ * **Safety.** `load` and `store` MUST be sequentially consistent across every participant
+ * (every thread and process that has the lock open): there is one total order of all loads and
+ * stores that agrees with each participant's program order. The doorway relies on store→load
+ * ordering (`choosing[i] = 1` then reading the others' tickets); a relaxed or plain access
+ * anywhere breaks mutual exclusion. In JS that means `Atomics.load`/`Atomics.store` on an
+ * Int32Array (never plain indexing); in C/C++ `__atomic_*_n(..., __ATOMIC_SEQ_CST)`; for a file,
+ * one positional read/write syscall per access.
+ *
+ * Everything else is optional; core adapts when a capability is absent.
+ */
+export interface Cells {
+  /** Number of cells. */
+  readonly length: number;
+  /** Sequentially consistent read of cell `i`. */
+  load(i: number): number;
+  /** Sequentially consistent write of cell `i`. */
+  store(i: number, value: number): void;
+  /**
+   * Atomically: if cell `i` holds `expected`, write `replacement`. Returns the value it held.
+   * Used for slot claims, the high-water mark and sleeper counts. A backend without it must
+   * provide {@link Cells.withRegistryLock}.
+   */
+  compareExchange?(i: number, expected: number, replacement: number): number;
+  /**
+   * Serialise slot claims and frees between participants when there is no compareExchange
+   * (e.g. a short exclusive lock file). Runs `fn` under that lock.
+   */
+  withRegistryLock?<T>(fn: () => T): T;
+  /**
+   * Block the calling thread while cell `i` holds `expected`, at most `timeoutMs`. Must wake on
+   * `notify` from any participant (a non-private futex between processes). Returns `'ok'` when
+   * woken, `'not-equal'` when the value differed, `'timed-out'`.
+   */
+  wait?(i: number, expected: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out';
+  /** Wake up to `count` participants blocked in `wait`/`waitAsync` on cell `i`. */
+  notify?(i: number, count: number): number;
+  /**
+   * Like {@link Cells.wait} without blocking the event loop. The promise settles on notify,
+   * value change or timeout.
+   */
+  waitAsync?(i: number, expected: number, timeoutMs: number): Promise<'ok' | 'not-equal' | 'timed-out'>;
+}
+
+/** Who owns a slot: written into the slot when it is claimed. */
+export interface Identity {
+  /** Process id (non-zero). */
+  pid: number;
+  /** Thread id + 1 within the process (0 = main thread / unknown). */
+  tid: number;
+  /** Process (or thread) start time in clock ticks since boot; 0 = unknown. */
+  startTime: number;
+}
+
+/** What a backend hands to core to build a Mutex. */
+export interface Backend {
+  /** The shared cells of this lock. */
+  readonly cells: Cells;
+  /** Identity written into claimed slots. Defaults to `{ pid: process.pid, tid: 0, startTime: 0 }`. */
+  identity?(): Identity;
+  /**
+   * Whether the synchronous API may block this thread with {@link Cells.wait}. A backend sets
+   * this to false where blocking waits are refused (a browser main thread); core then sleeps
+   * with backoff instead.
+   */
+  readonly canBlock?: boolean;
+  /**
+   * Called once when the Mutex is closed, after its slot is freed: release fds, mappings, timers.
+   */
+  close?(): void;
+  /** Short human description for messages and `inspect()` ("sab", "mmap fd 3", "shm /dev/shm/bakery.x"). */
+  readonly description?: string;
+}

@@ -1,0 +1,69 @@
+/**
+ * Stable error codes. Messages may change between versions; codes never do.
+ *
+ * - `BAKERY_TIMEOUT` — `lock`/`lockSync` gave up after `timeout` ms; the caller's ticket was withdrawn.
+ * - `BAKERY_ABORTED` — the `AbortSignal` passed to `lock` fired; the ticket was withdrawn.
+ * - `BAKERY_NOT_HELD` — a lease was released twice, or an operation needed the lock to be held.
+ * - `BAKERY_ALREADY_HELD` — the instance already holds (or is acquiring) the lock and the call
+ *   would deadlock or cannot proceed (`lockSync` re-entry, `close()` while held).
+ * - `BAKERY_CLOSED` — the Mutex instance was closed.
+ * - `BAKERY_NO_FREE_SLOT` — every slot of the lock is claimed by another participant.
+ * - `BAKERY_BAD_LAYOUT` — the shared memory is not a bakery lock of this layout version/capacity.
+ * - `BAKERY_BAD_NAME` — a lock name that is not allowed.
+ * - `BAKERY_FOREIGN_OWNER` — the lock's file belongs to another user.
+ * - `BAKERY_NOT_RECOVERABLE` — a holder died and its successor released without `markConsistent()`.
+ * - `BAKERY_NATIVE_UNAVAILABLE` — the native addon cannot be loaded on this platform.
+ * - `BAKERY_BAD_HANDLE` — a handle, fd or mapping given to `openMutex` is not a bakery lock.
+ * - `BAKERY_IO` — an operating-system call failed (the `cause` carries the errno error).
+ */
+export type BakeryErrorCode =
+  | 'BAKERY_TIMEOUT'
+  | 'BAKERY_ABORTED'
+  | 'BAKERY_NOT_HELD'
+  | 'BAKERY_ALREADY_HELD'
+  | 'BAKERY_CLOSED'
+  | 'BAKERY_NO_FREE_SLOT'
+  | 'BAKERY_BAD_LAYOUT'
+  | 'BAKERY_BAD_NAME'
+  | 'BAKERY_FOREIGN_OWNER'
+  | 'BAKERY_NOT_RECOVERABLE'
+  | 'BAKERY_NATIVE_UNAVAILABLE'
+  | 'BAKERY_BAD_HANDLE'
+  | 'BAKERY_IO';
+
+/**
+ * The one error class of bakery. Always created fresh at the throw site, with a stable
+ * {@link BakeryErrorCode} in `code` and the underlying error (if any) in `cause`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   mutex.lockSync({ timeout: 100 });
+ * } catch (err) {
+ *   if (err instanceof BakeryError && err.code === 'BAKERY_TIMEOUT') retryLater();
+ *   else throw err;
+ * }
+ * ```
+ */
+export class BakeryError extends Error {
+  /** The stable code; compare against this, never against the message. */
+  readonly code: BakeryErrorCode;
+
+  constructor(code: BakeryErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  override get name(): string {
+    return 'BakeryError';
+  }
+}
+
+/** True when `err` is a {@link BakeryError}, optionally with the given code. */
+export function isBakeryError(err: unknown, code?: BakeryErrorCode): err is BakeryError {
+  // Duck-typed so that an error from the other module format (ESM vs CJS copy of core) or
+  // from native code still counts.
+  if (!(err instanceof Error)) return false;
+  const c = (err as { code?: unknown }).code;
+  return typeof c === 'string' && c.startsWith('BAKERY_') && (code === undefined || c === code);
+}

@@ -1,0 +1,93 @@
+/**
+ * The shared-memory layout of a bakery lock, version 1. docs/LAYOUT.md is the normative spec;
+ * this file is its executable form. All cells are little-endian signed 32-bit integers.
+ *
+ * ```
+ * cell 0 .. 15               header (one 64-byte line)
+ * cell 16 + 16*s .. +15      slot s (one 64-byte line each, so a participant's doorway writes
+ *                            never invalidate another participant's line)
+ * ```
+ */
+
+/** "BAKR" read as a little-endian int32: bytes 42 41 4B 52 → 0x524B4142. */
+export const MAGIC = 0x524b4142;
+/** Bumped on any incompatible change of the cells below. */
+export const LAYOUT_VERSION = 1;
+/** Cells per header and per slot. 16 cells = 64 bytes = one cache line on x86-64 and arm64. */
+export const HEADER_CELLS = 16;
+export const SLOT_CELLS = 16;
+/** Largest capacity a lock may be created with. Tickets (≤ capacity) then fit easily in 30 bits. */
+export const MAX_SLOTS = 4096;
+
+/** Header cell indices. */
+export const H = {
+  MAGIC: 0,
+  VERSION: 1,
+  CAPACITY: 2,
+  /** 0 = not initialised, 1 = initialising, 2 = ready. */
+  INIT: 3,
+  /** The shared Black-White colour: 0 = white, 1 = black. */
+  COLOUR: 4,
+  /** slot + 1 of the current holder, 0 when free (informational: written inside the CS). */
+  HOLDER: 5,
+  /** Number of slots ever claimed, as 1 + highest claimed index; scans stop here. Only grows. */
+  HIGH_WATER: 6,
+  /** 0 = consistent, 1 = a holder died (next acquirer sees ownerDied), 2 = not recoverable. */
+  OWNER_DIED: 7,
+  /** Acquisitions so far, wrapping at 2^31 (incremented inside the critical section). */
+  ACQUISITIONS: 8,
+  /** Largest ticket number ever issued (monotone; exact where the backend has compareExchange). */
+  MAX_TICKET: 9,
+  /** Reaper lock word (0 free, else slot + 1 of the reaper). Reserved for crash recovery. */
+  REAPER: 10,
+} as const;
+
+/** Slot cell offsets relative to the slot's first cell. */
+export const S = {
+  /** 1 while the participant is in the doorway (choosing its ticket). */
+  CHOOSING: 0,
+  /** number << 1 | colour; 0 = no ticket. */
+  TICKET: 1,
+  /** How many participants are blocked in a backend wait on this slot's cells. */
+  SLEEPERS: 2,
+  /** Claim word: 0 = free, else the owner's pid (or another non-zero token). */
+  OWNER: 3,
+  /** Owner's thread id + 1 (0 for a process's main thread when unknown). */
+  OWNER_TID: 4,
+  /** Owner's process start time, low and high 32 bits (clock ticks since boot, 0 = unknown). */
+  OWNER_START_LO: 5,
+  OWNER_START_HI: 6,
+} as const;
+
+export const WHITE = 0;
+export const BLACK = 1;
+
+/** Number of cells a lock with `capacity` slots needs. */
+export function cellsFor(capacity: number): number {
+  return HEADER_CELLS + SLOT_CELLS * capacity;
+}
+
+/** Number of bytes a lock with `capacity` slots needs. */
+export function bytesFor(capacity: number): number {
+  return cellsFor(capacity) * 4;
+}
+
+/** First cell of slot `s`. */
+export function slotBase(s: number): number {
+  return HEADER_CELLS + SLOT_CELLS * s;
+}
+
+/** Pack a ticket number with its colour into one cell. */
+export function packTicket(n: number, colour: number): number {
+  return (n << 1) | colour;
+}
+
+/** The ticket number of a packed ticket cell. */
+export function ticketNumber(t: number): number {
+  return t >>> 1;
+}
+
+/** The colour of a packed ticket cell. */
+export function ticketColour(t: number): number {
+  return t & 1;
+}

@@ -1,0 +1,66 @@
+import type { Cells } from './backend.js';
+import { BakeryError } from './errors.js';
+import { H, HEADER_CELLS, LAYOUT_VERSION, MAGIC, MAX_SLOTS, cellsFor } from './layout.js';
+import { rangeError } from './validate.js';
+
+/** Check a slot count given by a user: an integer in 1..MAX_SLOTS. */
+export function checkSlots(slots: unknown): number {
+  if (typeof slots !== 'number' || !Number.isInteger(slots) || slots < 1 || slots > MAX_SLOTS) {
+    throw rangeError(`slots must be an integer from 1 to ${MAX_SLOTS}, got ${String(slots)}`);
+  }
+  return slots;
+}
+
+/**
+ * Create path: write a fresh header into zeroed memory of at least `cellsFor(capacity)` cells.
+ * `INIT = 2` (ready) is stored last, so an attacher that sees it sees the whole header.
+ * Only for memory nobody else uses yet; attaching never initialises (see {@link validateLayout}).
+ */
+export function initLayout(cells: Cells, capacity: number): void {
+  checkSlots(capacity);
+  if (cells.length < cellsFor(capacity)) {
+    throw rangeError(`memory of ${cells.length} cells is too small for ${capacity} slots`);
+  }
+  cells.store(H.INIT, 1);
+  cells.store(H.MAGIC, MAGIC);
+  cells.store(H.VERSION, LAYOUT_VERSION);
+  cells.store(H.CAPACITY, capacity);
+  cells.store(H.INIT, 2);
+}
+
+/**
+ * Attach path: check that `cells` hold a ready bakery lock of this layout version (and of
+ * `expectedCapacity` slots when given). Reads only: on any mismatch it throws
+ * `BAKERY_BAD_LAYOUT` and the memory is left exactly as it was. Returns the capacity.
+ */
+export function validateLayout(cells: Cells, expectedCapacity?: number): number {
+  if (cells.length < HEADER_CELLS) {
+    throw new BakeryError('BAKERY_BAD_LAYOUT', `memory of ${cells.length} cells has no room for a bakery header`);
+  }
+  const magic = cells.load(H.MAGIC);
+  if (magic !== MAGIC) {
+    throw new BakeryError('BAKERY_BAD_LAYOUT', `not a bakery lock (magic 0x${(magic >>> 0).toString(16)})`);
+  }
+  const version = cells.load(H.VERSION);
+  if (version !== LAYOUT_VERSION) {
+    throw new BakeryError('BAKERY_BAD_LAYOUT', `bakery layout version ${version}, this library speaks ${LAYOUT_VERSION}`);
+  }
+  if (cells.load(H.INIT) !== 2) {
+    throw new BakeryError('BAKERY_BAD_LAYOUT', 'bakery lock is not initialised');
+  }
+  const capacity = cells.load(H.CAPACITY);
+  if (!(capacity >= 1 && capacity <= MAX_SLOTS)) {
+    throw new BakeryError('BAKERY_BAD_LAYOUT', `bakery header has an impossible capacity ${capacity}`);
+  }
+  if (expectedCapacity !== undefined && capacity !== expectedCapacity) {
+    throw new BakeryError('BAKERY_BAD_LAYOUT', `bakery lock has ${capacity} slots, expected ${expectedCapacity}`);
+  }
+  if (cells.length < cellsFor(capacity)) {
+    throw new BakeryError('BAKERY_BAD_LAYOUT', `memory of ${cells.length} cells is too small for ${capacity} slots`);
+  }
+  const hwm = cells.load(H.HIGH_WATER);
+  if (hwm < 0 || hwm > capacity) {
+    throw new BakeryError('BAKERY_BAD_LAYOUT', `bakery header has an impossible high-water mark ${hwm}`);
+  }
+  return capacity;
+}

@@ -1,0 +1,648 @@
+import { Acquirer, BLOCKED, DONE, STEP_BACK, type TraceHooks } from './acquirer.js';
+import type { Backend, Cells, Identity } from './backend.js';
+import { BakeryError } from './errors.js';
+import { BLACK, H, LAYOUT_VERSION, S, slotBase } from './layout.js';
+import { validateLayout } from './memory.js';
+import { checkTimeout, rangeError, typeError } from './validate.js';
+
+/** Options accepted by every backend's `createMutex`/`openMutex`. */
+export interface MutexOptions {
+  /**
+   * What releasing a lease with `ownerDied === true` without `markConsistent()` does:
+   * `'manual'` (default, like pthread robust mutexes) makes the lock not recoverable for
+   * everyone; `'auto'` treats the release as consistent.
+   */
+  robust?: 'manual' | 'auto';
+  /** How many times a blocked condition is re-checked before sleeping (default 64). */
+  spin?: number;
+  /** Diagnostics hooks at doorway boundaries (the conformance suite uses them to check FIFO). */
+  trace?: TraceHooks;
+}
+
+/** Options of {@link Mutex.lock}. */
+export interface LockOptions {
+  /** Abort the wait; the promise rejects with `BAKERY_ABORTED` and the ticket is withdrawn. */
+  signal?: AbortSignal;
+  /** Give up after this many milliseconds with `BAKERY_TIMEOUT` (default: wait forever). */
+  timeout?: number;
+}
+
+/** Options of {@link Mutex.lockSync}. */
+export interface LockSyncOptions {
+  /** Give up after this many milliseconds with `BAKERY_TIMEOUT` (default: wait forever). */
+  timeout?: number;
+}
+
+/**
+ * Proof of holding the lock, returned by `lock`, `lockSync` and `tryLock`. Release it exactly
+ * once, or let `using` do it.
+ *
+ * @example
+ * ```ts
+ * {
+ *   using lease = mutex.lockSync();
+ *   // critical section
+ * } // released here
+ * ```
+ */
+export interface Lease {
+  /**
+   * True when the previous holder died inside the critical section (like pthread's
+   * EOWNERDEAD): repair the protected data, then call {@link Lease.markConsistent}.
+   */
+  readonly ownerDied: boolean;
+  /** Declare the protected data repaired after `ownerDied`. */
+  markConsistent(): void;
+  /** Leave the critical section. A second call throws `BAKERY_NOT_HELD` and changes nothing. */
+  release(): void;
+  /** Releases the lease if it is still held (for `using`). */
+  [Symbol.dispose](): void;
+}
+
+/** One slot as seen by {@link Mutex.inspect}. */
+export interface SlotSnapshot {
+  slot: number;
+  /** Who claimed the slot; null when free. */
+  owner: Identity | null;
+  choosing: boolean;
+  /** Ticket number, 0 when none. */
+  ticket: number;
+  colour: 'white' | 'black' | null;
+  /** Participants blocked in a backend wait on this slot's cells. */
+  sleepers: number;
+}
+
+/** A point-in-time view of a lock's shared state (racy by nature: for diagnostics). */
+export interface Snapshot {
+  layoutVersion: number;
+  capacity: number;
+  /** The shared Black-White colour. */
+  colour: 'white' | 'black';
+  /** Slot of the current holder, or null. */
+  holder: number | null;
+  /** Slots ever claimed (scans cover slots below this). */
+  highWater: number;
+  ownerDied: 'consistent' | 'owner-died' | 'not-recoverable';
+  /** Acquisitions so far (wraps at 2^31). */
+  acquisitions: number;
+  /** Largest ticket number ever issued; stays ≤ the number of participants. */
+  maxTicket: number;
+  /** This instance's own slot. */
+  self: number;
+  /** Every slot below the high-water mark. */
+  slots: SlotSnapshot[];
+}
+
+/**
+ * A first-come-first-served lock shared by threads or processes. Every backend returns this
+ * interface. One instance is one participant and owns one slot from open to `close()`.
+ * Several `lock()` calls on one instance queue locally in FIFO order and share the slot.
+ */
+export interface Mutex {
+  /** Wait for the lock without blocking the event loop. */
+  lock(options?: LockOptions): Promise<Lease>;
+  /** Wait for the lock, blocking this thread. Throws `BAKERY_ALREADY_HELD` if this instance holds or is acquiring it. */
+  lockSync(options?: LockSyncOptions): Lease;
+  /** Take the lock only if it is free right now; never waits and writes nothing when it fails. */
+  tryLock(): Lease | null;
+  /** Run `fn` holding the lock; the lease is released when `fn` settles. */
+  withLock<T>(fn: (lease: Lease) => T | Promise<T>, options?: LockOptions): Promise<T>;
+  /** True while this instance holds the lock. */
+  readonly held: boolean;
+  /** This instance's slot. */
+  readonly slot: number;
+  /** Read the shared state. */
+  inspect(): Snapshot;
+  /** Free the slot. Throws `BAKERY_ALREADY_HELD` while held or acquiring; a second close is a no-op. */
+  close(): void;
+}
+
+const BACKSTOP_MS = 50;
+const MIN_SLEEP_MS = 0.02;
+const MAX_SLEEP_MS = 2;
+const DEFAULT_SPIN = 64;
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+function sleepSync(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+function sleepAsync(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms < 0.5 && typeof setImmediate === 'function') setImmediate(resolve);
+    else setTimeout(resolve, ms);
+  });
+}
+
+function addCell(cells: Cells, i: number, delta: number): void {
+  const cas = cells.compareExchange!;
+  let cur = cells.load(i);
+  for (;;) {
+    const seen = cas.call(cells, i, cur, (cur + delta) | 0);
+    if (seen === cur) return;
+    cur = seen;
+  }
+}
+
+function defaultIdentity(): Identity {
+  const pid = (globalThis as { process?: { pid?: number } }).process?.pid;
+  return { pid: typeof pid === 'number' && pid > 0 ? pid : 1, tid: 0, startTime: 0 };
+}
+
+function timeoutError(): BakeryError {
+  return new BakeryError('BAKERY_TIMEOUT', 'timed out waiting for the lock');
+}
+
+function abortError(signal: AbortSignal): BakeryError {
+  return new BakeryError('BAKERY_ABORTED', 'lock() was aborted', { cause: signal.reason });
+}
+
+interface Waiter {
+  resolve(lease: Lease): void;
+  reject(err: unknown): void;
+  deadline: number;
+  signal: AbortSignal | undefined;
+  cleanup: (() => void) | undefined;
+}
+
+class LeaseImpl implements Lease {
+  #mutex: BakeryMutex | null;
+  #consistent = false;
+  readonly ownerDied: boolean;
+
+  constructor(mutex: BakeryMutex, ownerDied: boolean) {
+    this.#mutex = mutex;
+    this.ownerDied = ownerDied;
+  }
+
+  get active(): boolean {
+    return this.#mutex !== null;
+  }
+
+  get consistent(): boolean {
+    return this.#consistent;
+  }
+
+  markConsistent(): void {
+    if (this.#mutex === null) throw new BakeryError('BAKERY_NOT_HELD', 'markConsistent() on a released lease');
+    if (!this.ownerDied) return;
+    this.#consistent = true;
+    this.#mutex.markConsistent();
+  }
+
+  release(): void {
+    const m = this.#mutex;
+    if (m === null) throw new BakeryError('BAKERY_NOT_HELD', 'lease already released');
+    this.#mutex = null;
+    m.releaseLease(this);
+  }
+
+  [Symbol.dispose](): void {
+    if (this.#mutex !== null) this.release();
+  }
+}
+
+/**
+ * Core's Mutex over any backend. Backends call {@link openOn}; users never construct this
+ * directly.
+ */
+export class BakeryMutex implements Mutex {
+  readonly #backend: Backend;
+  readonly #cells: Cells;
+  readonly #acq: Acquirer;
+  readonly #capacity: number;
+  readonly #robust: 'manual' | 'auto';
+  readonly #spin: number;
+  readonly #blockingWait: boolean;
+  readonly #slot: number;
+  #closed = false;
+  #lease: LeaseImpl | null = null;
+  #busy = false;
+  readonly #queue: Waiter[] = [];
+
+  constructor(backend: Backend, options: MutexOptions = {}) {
+    const cells = backend.cells;
+    if (
+      cells === null ||
+      typeof cells !== 'object' ||
+      typeof cells.load !== 'function' ||
+      typeof cells.store !== 'function' ||
+      !(cells.length > 0)
+    ) {
+      throw typeError('backend.cells must provide length, load and store');
+    }
+    if (cells.compareExchange === undefined && cells.withRegistryLock === undefined) {
+      throw typeError('backend.cells must provide compareExchange or withRegistryLock');
+    }
+    const robust = options.robust ?? 'manual';
+    if (robust !== 'manual' && robust !== 'auto') throw rangeError(`robust must be 'manual' or 'auto'`);
+    const spin = options.spin ?? DEFAULT_SPIN;
+    if (!Number.isInteger(spin) || spin < 0) throw rangeError('spin must be a non-negative integer');
+    this.#capacity = validateLayout(cells);
+    this.#backend = backend;
+    this.#cells = cells;
+    this.#robust = robust;
+    this.#spin = spin;
+    this.#blockingWait =
+      cells.wait !== undefined &&
+      cells.notify !== undefined &&
+      cells.compareExchange !== undefined &&
+      backend.canBlock !== false;
+    this.#slot = this.#claim((backend.identity ?? defaultIdentity)());
+    this.#acq = new Acquirer(cells, this.#slot, options.trace);
+  }
+
+  get held(): boolean {
+    return this.#lease !== null;
+  }
+
+  get slot(): number {
+    return this.#slot;
+  }
+
+  lockSync(options?: LockSyncOptions): Lease {
+    this.#checkOpen();
+    const timeout = checkTimeout(options?.timeout);
+    if (this.#lease !== null || this.#busy) {
+      throw new BakeryError(
+        'BAKERY_ALREADY_HELD',
+        'this Mutex instance holds or is acquiring the lock; open another instance for another participant',
+      );
+    }
+    this.#acquireSync(performance.now() + timeout);
+    return this.#enter();
+  }
+
+  tryLock(): Lease | null {
+    this.#checkOpen();
+    if (this.#lease !== null || this.#busy) return null;
+    const acq = this.#acq;
+    if (!acq.idle()) return null;
+    acq.begin();
+    const r = acq.advance();
+    if (r === DONE) return this.#enter();
+    if (r === BLOCKED) acq.withdraw();
+    return null;
+  }
+
+  lock(options?: LockOptions): Promise<Lease> {
+    let timeout: number;
+    const signal = options?.signal;
+    try {
+      this.#checkOpen();
+      timeout = checkTimeout(options?.timeout);
+      if (signal !== undefined && !(signal instanceof AbortSignal)) {
+        throw typeError('signal must be an AbortSignal');
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const deadline = performance.now() + timeout;
+    return new Promise<Lease>((resolve, reject) => {
+      const w: Waiter = { resolve, reject, deadline, signal, cleanup: undefined };
+      if (!this.#busy && this.#lease === null && this.#queue.length === 0) {
+        this.#start(w);
+        return;
+      }
+      // Queue locally behind this instance's current holder/acquirer.
+      const drop = (err: BakeryError) => {
+        const k = this.#queue.indexOf(w);
+        if (k < 0) return;
+        this.#queue.splice(k, 1);
+        w.cleanup?.();
+        reject(err);
+      };
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      if (Number.isFinite(timeout)) timer = setTimeout(() => drop(timeoutError()), timeout);
+      const onAbort = () => drop(abortError(signal!));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      w.cleanup = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      this.#queue.push(w);
+    });
+  }
+
+  async withLock<T>(fn: (lease: Lease) => T | Promise<T>, options?: LockOptions): Promise<T> {
+    if (typeof fn !== 'function') throw typeError('withLock needs a function');
+    const lease = (await this.lock(options)) as LeaseImpl;
+    try {
+      return await fn(lease);
+    } finally {
+      if (lease.active) lease.release();
+    }
+  }
+
+  inspect(): Snapshot {
+    this.#checkOpen();
+    const cells = this.#cells;
+    const hwm = cells.load(H.HIGH_WATER);
+    const slots: SlotSnapshot[] = [];
+    for (let s = 0; s < hwm; s++) {
+      const b = slotBase(s);
+      const pid = cells.load(b + S.OWNER);
+      const t = cells.load(b + S.TICKET);
+      slots.push({
+        slot: s,
+        owner:
+          pid === 0
+            ? null
+            : {
+                pid,
+                tid: cells.load(b + S.OWNER_TID),
+                startTime: (cells.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 + (cells.load(b + S.OWNER_START_LO) >>> 0),
+              },
+        choosing: cells.load(b + S.CHOOSING) !== 0,
+        ticket: t >>> 1,
+        colour: t === 0 ? null : (t & 1) === BLACK ? 'black' : 'white',
+        sleepers: cells.load(b + S.SLEEPERS),
+      });
+    }
+    const holder = cells.load(H.HOLDER);
+    const od = cells.load(H.OWNER_DIED);
+    return {
+      layoutVersion: LAYOUT_VERSION,
+      capacity: this.#capacity,
+      colour: cells.load(H.COLOUR) === BLACK ? 'black' : 'white',
+      holder: holder === 0 ? null : holder - 1,
+      highWater: hwm,
+      ownerDied: od === 0 ? 'consistent' : od === 1 ? 'owner-died' : 'not-recoverable',
+      acquisitions: cells.load(H.ACQUISITIONS),
+      maxTicket: cells.load(H.MAX_TICKET),
+      self: this.#slot,
+      slots,
+    };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    if (this.#lease !== null || this.#busy || this.#queue.length > 0) {
+      throw new BakeryError('BAKERY_ALREADY_HELD', 'close() while this instance holds or waits for the lock');
+    }
+    this.#closed = true;
+    const cells = this.#cells;
+    const b = slotBase(this.#slot);
+    const free = () => {
+      cells.store(b + S.OWNER_TID, 0);
+      cells.store(b + S.OWNER_START_LO, 0);
+      cells.store(b + S.OWNER_START_HI, 0);
+      // The claim word last: once it reads 0 another participant may take the slot.
+      cells.store(b + S.OWNER, 0);
+    };
+    if (cells.compareExchange !== undefined) free();
+    else cells.withRegistryLock!(free);
+    this.#backend.close?.();
+  }
+
+  /** @internal */
+  markConsistent(): void {
+    this.#cells.store(H.OWNER_DIED, 0);
+  }
+
+  /** @internal Called by a lease exactly once. */
+  releaseLease(lease: LeaseImpl): void {
+    const cells = this.#cells;
+    if (lease.ownerDied && !lease.consistent) {
+      cells.store(H.OWNER_DIED, this.#robust === 'auto' ? 0 : 2);
+    }
+    cells.store(H.HOLDER, 0);
+    this.#acq.exit();
+    this.#lease = null;
+    this.#pump();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new BakeryError('BAKERY_CLOSED', 'this Mutex instance is closed');
+  }
+
+  #claim(id: Identity): number {
+    const cells = this.#cells;
+    const capacity = this.#capacity;
+    if (!(Number.isInteger(id.pid) && id.pid > 0)) throw typeError('identity pid must be a positive integer');
+    const cas = cells.compareExchange?.bind(cells);
+    const attempt = (): number => {
+      for (let s = 0; s < capacity; s++) {
+        const b = slotBase(s);
+        if (cells.load(b + S.OWNER) !== 0) continue;
+        if (cas !== undefined) {
+          if (cas(b + S.OWNER, 0, id.pid) !== 0) continue;
+        } else {
+          cells.store(b + S.OWNER, id.pid);
+        }
+        cells.store(b + S.OWNER_TID, id.tid);
+        cells.store(b + S.OWNER_START_LO, id.startTime % 2 ** 32 | 0);
+        cells.store(b + S.OWNER_START_HI, Math.floor(id.startTime / 2 ** 32) | 0);
+        // Raise the high-water mark before our first doorway, so every later scan covers us.
+        let h = cells.load(H.HIGH_WATER);
+        while (h < s + 1) {
+          if (cas === undefined) {
+            cells.store(H.HIGH_WATER, s + 1);
+            break;
+          }
+          const seen = cas(H.HIGH_WATER, h, s + 1);
+          if (seen === h) break;
+          h = seen;
+        }
+        return s;
+      }
+      return -1;
+    };
+    const s = cas !== undefined ? attempt() : cells.withRegistryLock!(attempt);
+    if (s < 0) {
+      throw new BakeryError('BAKERY_NO_FREE_SLOT', `all ${capacity} slots of this lock are claimed`);
+    }
+    return s;
+  }
+
+  #enter(): LeaseImpl {
+    const cells = this.#cells;
+    cells.store(H.HOLDER, this.#slot + 1);
+    cells.store(H.ACQUISITIONS, (cells.load(H.ACQUISITIONS) + 1) & 0x7fffffff);
+    const od = cells.load(H.OWNER_DIED);
+    if (od === 2) {
+      cells.store(H.HOLDER, 0);
+      this.#acq.exit();
+      this.#pump();
+      throw new BakeryError(
+        'BAKERY_NOT_RECOVERABLE',
+        'a previous holder died and the data it protected was never marked consistent',
+      );
+    }
+    const lease = new LeaseImpl(this, od === 1);
+    this.#lease = lease;
+    return lease;
+  }
+
+  #acquireSync(deadline: number): void {
+    const acq = this.#acq;
+    const cells = this.#cells;
+    acq.begin();
+    let spins = 0;
+    let backoff = MIN_SLEEP_MS;
+    let lastCell = -1;
+    for (;;) {
+      let r = acq.advance();
+      if (r === DONE) return;
+      if (r === STEP_BACK) {
+        const left = deadline - performance.now();
+        if (left <= 0) throw timeoutError();
+        sleepSync(Math.min(backoff, left));
+        backoff = Math.min(backoff * 2, MAX_SLEEP_MS);
+        continue;
+      }
+      if (acq.blockCell !== lastCell) {
+        lastCell = acq.blockCell;
+        spins = 0;
+        backoff = MIN_SLEEP_MS;
+      }
+      if (spins++ < this.#spin) continue;
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        acq.withdraw();
+        throw timeoutError();
+      }
+      if (this.#blockingWait) {
+        // Announce, re-check, then sleep only on the value just read: a releaser stores the
+        // cell and then reads the sleeper count, so either it sees us or we see its store.
+        const counter = slotBase(acq.blockSlot) + S.SLEEPERS;
+        addCell(cells, counter, 1);
+        r = acq.advance();
+        if (r === BLOCKED && slotBase(acq.blockSlot) + S.SLEEPERS === counter) {
+          cells.wait!(acq.blockCell, acq.blockValue, Math.min(left, BACKSTOP_MS));
+        }
+        addCell(cells, counter, -1);
+        if (r === DONE) return;
+      } else {
+        sleepSync(Math.min(backoff, left));
+        backoff = Math.min(backoff * 2, MAX_SLEEP_MS);
+      }
+    }
+  }
+
+  async #acquireAsync(deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const acq = this.#acq;
+    const cells = this.#cells;
+    const canWait = cells.waitAsync !== undefined && cells.notify !== undefined && cells.compareExchange !== undefined;
+    acq.begin();
+    let spins = 0;
+    let backoff = MIN_SLEEP_MS;
+    let lastCell = -1;
+    for (;;) {
+      let r = acq.advance();
+      if (r === DONE) return;
+      if (r === STEP_BACK) {
+        if (signal?.aborted) throw abortError(signal);
+        const left = deadline - performance.now();
+        if (left <= 0) throw timeoutError();
+        await this.#sleepAbortable(Math.min(backoff, left), signal);
+        backoff = Math.min(backoff * 2, MAX_SLEEP_MS);
+        continue;
+      }
+      if (acq.blockCell !== lastCell) {
+        lastCell = acq.blockCell;
+        spins = 0;
+        backoff = MIN_SLEEP_MS;
+      }
+      if (spins++ < this.#spin) continue;
+      if (signal?.aborted) {
+        acq.withdraw();
+        throw abortError(signal);
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        acq.withdraw();
+        throw timeoutError();
+      }
+      if (canWait) {
+        const counter = slotBase(acq.blockSlot) + S.SLEEPERS;
+        addCell(cells, counter, 1);
+        r = acq.advance();
+        try {
+          if (r === BLOCKED && slotBase(acq.blockSlot) + S.SLEEPERS === counter) {
+            const p = cells.waitAsync!(acq.blockCell, acq.blockValue, Math.min(left, BACKSTOP_MS));
+            await (signal === undefined ? p : raceAbort(p, signal));
+          }
+        } finally {
+          addCell(cells, counter, -1);
+        }
+        if (r === DONE) return;
+      } else {
+        await this.#sleepAbortable(Math.min(backoff, left), signal);
+        backoff = Math.min(backoff * 2, MAX_SLEEP_MS * 2);
+      }
+    }
+  }
+
+  #sleepAbortable(ms: number, signal: AbortSignal | undefined): Promise<unknown> {
+    const p = sleepAsync(ms);
+    return signal === undefined ? p : raceAbort(p, signal);
+  }
+
+  #start(w: Waiter): void {
+    this.#busy = true;
+    this.#acquireAsync(w.deadline, w.signal).then(
+      () => {
+        this.#busy = false;
+        let lease: Lease;
+        try {
+          lease = this.#enter();
+        } catch (err) {
+          w.reject(err);
+          return;
+        }
+        w.resolve(lease);
+      },
+      (err) => {
+        this.#busy = false;
+        w.reject(err);
+        this.#pump();
+      },
+    );
+  }
+
+  #pump(): void {
+    if (this.#busy || this.#lease !== null) return;
+    const w = this.#queue.shift();
+    if (w === undefined) return;
+    w.cleanup?.();
+    this.#start(w);
+  }
+}
+
+/** Resolves when `p` settles or `signal` aborts, whichever is first (the wait is then re-checked). */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
+ * Build a Mutex over a backend's cells: validates the layout (never writes on mismatch), then
+ * claims a free slot. Backends call this; it is exported for custom backends.
+ *
+ * @example
+ * ```ts
+ * import { initLayout, openOn, bytesFor } from '@bakery/core';
+ * import { createReferenceCells } from '@bakery/core/reference';
+ * const cells = createReferenceCells(4);
+ * const a = openOn({ cells }), b = openOn({ cells });
+ * const lease = a.tryLock();   // b.tryLock() is null until lease.release()
+ * ```
+ */
+export function openOn(backend: Backend, options?: MutexOptions): Mutex {
+  return new BakeryMutex(backend, options);
+}

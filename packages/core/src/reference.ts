@@ -1,0 +1,42 @@
+import type { Cells } from './backend.js';
+import { cellsFor } from './layout.js';
+import { initLayout } from './memory.js';
+
+/**
+ * The reference memory: the smallest backend that satisfies the contract, kept for the
+ * conformance suite and for reading. Cells live in an Int32Array and every access is an
+ * `Atomics` operation (sequentially consistent). It offers compareExchange but no blocking
+ * wait, so core's sleep-with-backoff paths run against it.
+ *
+ * The buffer is a SharedArrayBuffer, so the same memory can also be posted to worker threads.
+ */
+export class ReferenceCells implements Cells {
+  readonly array: Int32Array;
+
+  constructor(buffer: SharedArrayBuffer | ArrayBuffer) {
+    this.array = new Int32Array(buffer);
+  }
+
+  get length(): number {
+    return this.array.length;
+  }
+
+  load(i: number): number {
+    return Atomics.load(this.array, i);
+  }
+
+  store(i: number, value: number): void {
+    Atomics.store(this.array, i, value);
+  }
+
+  compareExchange(i: number, expected: number, replacement: number): number {
+    return Atomics.compareExchange(this.array, i, expected, replacement);
+  }
+}
+
+/** A fresh, initialised reference memory for a lock of `slots` slots. */
+export function createReferenceCells(slots: number): ReferenceCells {
+  const cells = new ReferenceCells(new SharedArrayBuffer(cellsFor(slots) * 4));
+  initLayout(cells, slots);
+  return cells;
+}
