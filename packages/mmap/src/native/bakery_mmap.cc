@@ -1,0 +1,371 @@
+// @bakery/mmap native part: a sealed memfd shared between processes, mapped MAP_SHARED, and
+// non-private futex wait/wake on its 32-bit cells. Linux only. Every error thrown to JS is an
+// Error with a stable `code` (see errors.h); this file never throws C++ exceptions.
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <napi.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <string>
+
+#include "async_wait.h"
+#include "errors.h"
+#include "futex.h"
+#include "mapping.h"
+
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#endif
+
+namespace bakery {
+namespace {
+
+// Largest lock memory we hand out; far above any layout (MAX_SLOTS = 4096 is ~256 KiB).
+constexpr int64_t kMaxBytes = INT32_MAX;
+
+std::string FdText(int fd) { return "fd " + std::to_string(fd); }
+
+// Closes `fd` keeping the errno of the failure being reported.
+void CloseQuietly(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
+// fstat that maps "no such fd" to BAKERY_BAD_HANDLE. false (with a pending exception) on failure.
+bool StatFd(Napi::Env env, int fd, struct stat* st) {
+  if (fstat(fd, st) == 0) return true;
+  if (errno == EBADF) {
+    Throw(env, kBadHandle, FdText(fd) + " is not an open file descriptor");
+  } else {
+    Throw(env, kIo, "fstat of " + FdText(fd) + " failed", "fstat", errno);
+  }
+  return false;
+}
+
+long MemfdCreate(unsigned flags) {
+#ifdef SYS_memfd_create
+  return syscall(SYS_memfd_create, "bakery", flags);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+// What shm_open + shm_unlink do, without linking librt: an anonymous tmpfs file for kernels
+// older than memfd_create (3.17). It cannot be sealed.
+int AnonymousShm() {
+  static std::atomic<unsigned> counter{0};
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    char path[96];
+    snprintf(path, sizeof path, "/dev/shm/bakery-anon-%d-%u-%lx", static_cast<int>(getpid()),
+             counter.fetch_add(1), static_cast<unsigned long>(now.tv_nsec ^ now.tv_sec));
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      unlink(path);
+      return fd;
+    }
+    if (errno != EEXIST) return -1;
+  }
+  errno = EEXIST;
+  return -1;
+}
+
+// create(bytes) → fd of a fresh zeroed memfd of `bytes`, CLOEXEC, sealed against shrink/grow.
+Napi::Value Create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t bytes;
+  if (!ArgInteger(info, 0, "bytes", 1, kMaxBytes, &bytes)) return env.Undefined();
+
+  bool sealable = true;
+  // MFD_NOEXEC_SEAL (Linux 6.3) keeps kernels with vm.memfd_noexec=2 from refusing us; older
+  // kernels reject the unknown flag with EINVAL.
+  long fd = MemfdCreate(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+  if (fd < 0 && errno == EINVAL) fd = MemfdCreate(MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0 && errno == ENOSYS) {
+    sealable = false;
+    fd = AnonymousShm();
+    if (fd < 0) return Throw(env, kIo, "shm_open failed", "shm_open", errno);
+  } else if (fd < 0) {
+    return Throw(env, kIo, "memfd_create failed", "memfd_create", errno);
+  }
+  const int ifd = static_cast<int>(fd);
+  if (ftruncate(ifd, static_cast<off_t>(bytes)) != 0) {
+    CloseQuietly(ifd);
+    return Throw(env, kIo, "ftruncate failed", "ftruncate", errno);
+  }
+  // A peer that shrinks the file would SIGBUS every mapper; growing is harmless but pointless.
+  // F_SEAL_SEAL freezes the set, so nobody can add F_SEAL_WRITE under our feet either.
+  if (sealable && fcntl(ifd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    CloseQuietly(ifd);
+    return Throw(env, kIo, "sealing the memfd failed", "fcntl(F_ADD_SEALS)", errno);
+  }
+  return Napi::Number::New(env, ifd);
+}
+
+void FinalizeMapping(napi_env /*env*/, void* /*data*/, void* hint) {
+  ReleaseMapping(static_cast<Mapping*>(hint));
+}
+
+// map(fd, bytes) → an ArrayBuffer over a MAP_SHARED read/write mapping of the whole file.
+Napi::Value Map(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  int64_t bytes;
+  if (!ArgFd(info, 0, &fd) || !ArgInteger(info, 1, "bytes", 1, kMaxBytes, &bytes)) {
+    return env.Undefined();
+  }
+  struct stat st;
+  if (!StatFd(env, fd, &st)) return env.Undefined();
+  struct statfs fs;
+  if (!S_ISREG(st.st_mode) || fstatfs(fd, &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    return Throw(env, kBadHandle, FdText(fd) + " is not a shared-memory file (memfd or /dev/shm)");
+  }
+  if (st.st_size != bytes) {
+    return Throw(env, kBadHandle, FdText(fd) + " holds " + std::to_string(st.st_size) +
+                                      " bytes, expected " + std::to_string(bytes));
+  }
+  void* base = mmap(nullptr, static_cast<size_t>(bytes), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) {
+    if (errno == EACCES) {
+      return Throw(env, kBadHandle, FdText(fd) + " is not open for reading and writing");
+    }
+    return Throw(env, kIo, "mmap failed", "mmap", errno);
+  }
+  Mapping* mapping = RegisterMapping(base, static_cast<size_t>(bytes));
+  napi_value ab;
+  napi_status status = napi_create_external_arraybuffer(env, base, static_cast<size_t>(bytes),
+                                                        FinalizeMapping, mapping, &ab);
+  if (status != napi_ok) {
+    ReleaseMapping(mapping);
+    if (status == napi_no_external_buffers_allowed) {
+      return Throw(env, kNativeUnavailable,
+                   "this runtime does not allow external ArrayBuffers (V8 sandbox)");
+    }
+    return Throw(env, kIo, "cannot wrap the mapping in an ArrayBuffer");
+  }
+  return Napi::Value(env, ab);
+}
+
+// size(fd) → the file's size in bytes.
+Napi::Value Size(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return env.Undefined();
+  struct stat st;
+  if (!StatFd(env, fd, &st)) return env.Undefined();
+  if (!S_ISREG(st.st_mode)) {
+    return Throw(env, kBadHandle, FdText(fd) + " is not a shared-memory file (memfd or /dev/shm)");
+  }
+  return Napi::Number::New(env, static_cast<double>(st.st_size));
+}
+
+// seals(fd) → F_GET_SEALS bit mask (F_SEAL_SEAL 1, SHRINK 2, GROW 4, WRITE 8, ...).
+Napi::Value Seals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return env.Undefined();
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals >= 0) return Napi::Number::New(env, seals);
+  if (errno == EBADF) return Throw(env, kBadHandle, FdText(fd) + " is not an open file descriptor");
+  if (errno == EINVAL) return Throw(env, kBadHandle, FdText(fd) + " is not a memfd");
+  return Throw(env, kIo, "fcntl(F_GET_SEALS) failed", "fcntl(F_GET_SEALS)", errno);
+}
+
+// reopen(fd) → a new fd on a NEW open file description of the same memory (CLOEXEC). Locks that
+// belong to a description (OFD locks) taken through it are this process's own.
+Napi::Value Reopen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return env.Undefined();
+  struct stat st;
+  if (!StatFd(env, fd, &st)) return env.Undefined();
+  if (!S_ISREG(st.st_mode)) {
+    return Throw(env, kBadHandle, FdText(fd) + " is not a shared-memory file (memfd or /dev/shm)");
+  }
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  int nfd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (nfd < 0) return Throw(env, kIo, "open " + path + " failed", "open", errno);
+  struct stat nst;
+  if (fstat(nfd, &nst) != 0 || nst.st_dev != st.st_dev || nst.st_ino != st.st_ino) {
+    close(nfd);  // fd was closed and reused between the two calls
+    return Throw(env, kBadHandle, FdText(fd) + " changed while it was reopened");
+  }
+  return Napi::Number::New(env, nfd);
+}
+
+// setCloexec(fd, on) → undefined. Clear it only on an fd you are about to hand to a child.
+Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  bool on;
+  if (!ArgFd(info, 0, &fd) || !ArgBoolean(info, 1, "on", &on)) return env.Undefined();
+  int flags = fcntl(fd, F_GETFD);
+  if (flags >= 0) flags = fcntl(fd, F_SETFD, on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC));
+  if (flags >= 0) return env.Undefined();
+  if (errno == EBADF) return Throw(env, kBadHandle, FdText(fd) + " is not an open file descriptor");
+  return Throw(env, kIo, "fcntl(F_SETFD) failed", "fcntl(F_SETFD)", errno);
+}
+
+// close(fd) → undefined. Mappings made from the fd stay valid.
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return env.Undefined();
+  // On Linux the fd is released even when close reports EINTR; retrying could close a reused fd.
+  if (close(fd) == 0 || errno == EINTR) return env.Undefined();
+  if (errno == EBADF) return Throw(env, kBadHandle, FdText(fd) + " is not an open file descriptor");
+  return Throw(env, kIo, "close failed", "close", errno);
+}
+
+// Reads (buffer, index) at info[0], info[1]: an ArrayBuffer returned by map() or an Int32Array
+// over one; `index` counts int32 cells (from the view's start for an Int32Array). On success
+// *mapping holds a reference the caller must release.
+bool ArgCell(const Napi::CallbackInfo& info, Mapping** mapping, int32_t** addr) {
+  Napi::Env env = info.Env();
+  uint8_t* data = nullptr;
+  size_t cells = 0;
+  if (info.Length() > 0 && info[0].IsArrayBuffer()) {
+    Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+    data = static_cast<uint8_t*>(ab.Data());
+    cells = ab.ByteLength() / 4;
+  } else if (info.Length() > 0 && info[0].IsTypedArray() &&
+             info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    Napi::Int32Array view = info[0].As<Napi::Int32Array>();
+    data = reinterpret_cast<uint8_t*>(view.Data());
+    cells = view.ElementLength();
+  } else {
+    ThrowTypeError(env, "buffer must be an ArrayBuffer or Int32Array from map()");
+    return false;
+  }
+  int64_t index;
+  if (!ArgInteger(info, 1, "index", 0, INT32_MAX, &index)) return false;
+  if (static_cast<size_t>(index) >= cells) {
+    ThrowRangeError(env, "index " + std::to_string(index) + " is outside the buffer (" +
+                             std::to_string(cells) + " cells)");
+    return false;
+  }
+  int32_t* cell = reinterpret_cast<int32_t*>(data + 4 * static_cast<size_t>(index));
+  *mapping = AcquireMapping(cell, sizeof(int32_t));
+  if (*mapping == nullptr) {
+    Throw(env, kBadHandle, "buffer is not a bakery mapping (it must come from map())");
+    return false;
+  }
+  *addr = cell;
+  return true;
+}
+
+// wait(buffer, index, expected, timeoutMs) → 'ok' | 'not-equal' | 'timed-out'. Blocks this thread.
+Napi::Value Wait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t expected;
+  double ms;
+  bool infinite;
+  Mapping* mapping;
+  int32_t* addr;
+  if (!ArgInt32Value(info, 2, "expected", &expected) || !ArgTimeout(info, 3, &ms, &infinite) ||
+      !ArgCell(info, &mapping, &addr)) {
+    return env.Undefined();
+  }
+  timespec deadline = DeadlineAfter(infinite ? 0 : ms);
+  int err = 0;
+  WaitResult r = FutexWait(addr, expected, infinite ? nullptr : &deadline, nullptr, &err);
+  ReleaseMapping(mapping);
+  switch (r) {
+    case WaitResult::kOk:
+      return Napi::String::New(env, "ok");
+    case WaitResult::kNotEqual:
+      return Napi::String::New(env, "not-equal");
+    case WaitResult::kTimedOut:
+      return Napi::String::New(env, "timed-out");
+    default:
+      return Throw(env, kIo, "futex wait failed", "futex", err);
+  }
+}
+
+// wake(buffer, index, count) → how many waiters (in any process) were woken.
+Napi::Value Wake(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t count;
+  Mapping* mapping;
+  int32_t* addr;
+  if (!ArgCount(info, 2, &count) || !ArgCell(info, &mapping, &addr)) return env.Undefined();
+  int woken = FutexWake(addr, count);
+  ReleaseMapping(mapping);
+  if (woken < 0) return Throw(env, kIo, "futex wake failed", "futex", -woken);
+  return Napi::Number::New(env, woken);
+}
+
+// waitAsync(buffer, index, expected, timeoutMs) → Promise of the same results as wait().
+Napi::Value WaitAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t expected;
+  double ms;
+  bool infinite;
+  Mapping* mapping;
+  int32_t* addr;
+  if (!ArgInt32Value(info, 2, "expected", &expected) || !ArgTimeout(info, 3, &ms, &infinite) ||
+      !ArgCell(info, &mapping, &addr)) {
+    return env.Undefined();
+  }
+  // The deadline starts now, not when a thread picks the job up.
+  timespec deadline = DeadlineAfter(infinite ? 0 : ms);
+  return env.GetInstanceData<AsyncWaiter>()->Start(env, mapping, addr, expected,
+                                                   infinite ? nullptr : &deadline);
+}
+
+// cancelWaits() → number of this thread's pending waitAsync calls ended early (they resolve 'ok').
+Napi::Value CancelWaits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::Number::New(env, static_cast<double>(env.GetInstanceData<AsyncWaiter>()->CancelAll()));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  AsyncWaiter* waiter = AsyncWaiter::Create(env);
+  if (waiter == nullptr) return exports;
+  env.SetInstanceData<AsyncWaiter>(waiter);
+  exports.Set("create", Napi::Function::New(env, Create, "create"));
+  exports.Set("map", Napi::Function::New(env, Map, "map"));
+  exports.Set("size", Napi::Function::New(env, Size, "size"));
+  exports.Set("seals", Napi::Function::New(env, Seals, "seals"));
+  exports.Set("reopen", Napi::Function::New(env, Reopen, "reopen"));
+  exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("wait", Napi::Function::New(env, Wait, "wait"));
+  exports.Set("wake", Napi::Function::New(env, Wake, "wake"));
+  exports.Set("waitAsync", Napi::Function::New(env, WaitAsync, "waitAsync"));
+  exports.Set("cancelWaits", Napi::Function::New(env, CancelWaits, "cancelWaits"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace bakery
+
+static Napi::Object InitBakeryMmap(Napi::Env env, Napi::Object exports) {
+  return bakery::Init(env, exports);
+}
+
+NODE_API_MODULE(bakery_mmap, InitBakeryMmap)
