@@ -1,0 +1,147 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BakeryError } from '@bakery/core';
+
+/** What a futex wait ended with: woken, the cell did not hold `expected`, or the timeout passed. */
+export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
+
+/** The memory `wait`/`wake`/`waitAsync` accept: a buffer from {@link Native.map} or an Int32Array over one. */
+export type Cells32 = ArrayBuffer | Int32Array;
+
+/** Seal bits as returned by {@link Native.seals} (`F_SEAL_*` of fcntl(2)). */
+export const SEAL = {
+  SEAL: 0x1,
+  SHRINK: 0x2,
+  GROW: 0x4,
+  WRITE: 0x8,
+  FUTURE_WRITE: 0x10,
+  EXEC: 0x20,
+} as const;
+
+/**
+ * The native addon of @bakery/mmap (Linux). Every error it throws is an `Error` with a `code`:
+ * `BAKERY_BAD_HANDLE` (the fd is not open, not a shared-memory file, has the wrong size, or the
+ * buffer is not one of our mappings), `BAKERY_IO` (a system call failed; the message ends with
+ * the errno name and `cause` is a Node-style system error `{ code: 'EMFILE', errno, syscall }`),
+ * `BAKERY_INVALID_ARGUMENT` (a `TypeError`/`RangeError` for a bad argument).
+ *
+ * A cell `index` always counts 32-bit cells: from the buffer's start for an ArrayBuffer, from
+ * the view's start for an Int32Array.
+ */
+export interface Native {
+  /**
+   * A fresh zero-filled memfd of `bytes` bytes (close-on-exec), sealed with
+   * F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL so no one can truncate it under a mapper (on kernels
+   * without memfd: an unlinked unsealed /dev/shm file). Returns the fd.
+   */
+  create(bytes: number): number;
+  /**
+   * Maps the whole of `fd` shared and read/write. `fd` must be a tmpfs regular file (memfd or
+   * /dev/shm) of exactly `bytes` bytes, open read/write. The mapping lives until the returned
+   * buffer is collected and no wait on it is pending; closing the fd does not unmap it.
+   */
+  map(fd: number, bytes: number): ArrayBuffer;
+  /** The size of the file behind `fd` in bytes (a child learns the size before mapping). */
+  size(fd: number): number;
+  /** The seals of a memfd (see {@link SEAL}). */
+  seals(fd: number): number;
+  /**
+   * Opens `/proc/self/fd/<fd>` read/write, close-on-exec: a new fd on a NEW open file description
+   * of the same memory, so locks owned by a description (OFD locks) taken through it belong to
+   * this process alone, not to every process that inherited `fd`.
+   */
+  reopen(fd: number): number;
+  /** Sets or clears FD_CLOEXEC. Passing the fd in a spawn's `stdio` array does not need this. */
+  setCloexec(fd: number, on: boolean): void;
+  /** Closes `fd`. Mappings made from it stay valid. */
+  close(fd: number): void;
+  /**
+   * Blocks the calling thread while cell `index` holds `expected` (compared as int32), at most
+   * `timeoutMs` (fractions allowed, `Infinity` = no limit, negative = 0). A non-private futex: any
+   * process mapping the same memory wakes it with {@link Native.wake}. `'ok'` may be a spurious
+   * wake-up; the caller re-checks.
+   */
+  wait(buffer: Cells32, index: number, expected: number, timeoutMs: number): WaitResult;
+  /** Wakes up to `count` (`Infinity` = all) waiters on cell `index`, in any process. Returns how many woke. */
+  wake(buffer: Cells32, index: number, count: number): number;
+  /**
+   * {@link Native.wait} without blocking: the wait runs on a dedicated native thread (never a
+   * libuv pool thread), and the promise keeps the event loop alive while pending. The timeout
+   * starts at the call.
+   */
+  waitAsync(
+    buffer: Cells32,
+    index: number,
+    expected: number,
+    timeoutMs: number,
+  ): Promise<WaitResult>;
+  /** Ends every pending `waitAsync` of this thread at once; they resolve `'ok'`. Returns how many. */
+  cancelWaits(): number;
+}
+
+let loaded: Native | undefined;
+
+/**
+ * Loads the addon: a prebuild from `prebuilds/` if one matches, else the local
+ * `build/Release/bakery_mmap.node`. Cached after the first success.
+ *
+ * @throws BakeryError `BAKERY_NATIVE_UNAVAILABLE` (with the loader's error as `cause`) when there
+ * is no usable binary.
+ *
+ * @example
+ * ```ts
+ * const native = loadNative();
+ * const fd = native.create(4096);
+ * const cells = new Int32Array(native.map(fd, 4096));
+ * ```
+ */
+export function loadNative(): Native {
+  if (loaded !== undefined) return loaded;
+  const root = packageRoot();
+  try {
+    const nodeGypBuild = createRequire(join(root, 'package.json'))('node-gyp-build') as (
+      dir: string,
+    ) => unknown;
+    loaded = nodeGypBuild(root) as Native;
+    return loaded;
+  } catch (cause) {
+    const why =
+      process.platform === 'linux'
+        ? 'no prebuilt binary matches and no local build was found. Build it with `npm rebuild @bakery/mmap` (needs a C++17 compiler, make and python3; install scripts must be allowed, i.e. not --ignore-scripts)'
+        : `it works on Linux only (this is ${process.platform}); use @bakery/shm or @bakery/sab instead`;
+    throw new BakeryError(
+      'BAKERY_NATIVE_UNAVAILABLE',
+      `@bakery/mmap cannot load its native addon: ${why}`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+/**
+ * The directory of @bakery/mmap's package.json. tsup bundles src/ into dist/, so the module's own
+ * directory is src/ in tests and dist/ when built: walk up rather than assume a depth.
+ */
+function packageRoot(): string {
+  // __dirname exists in the CJS build; the ESM build has import.meta.url.
+  const start = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+  let fallback: string | undefined;
+  for (let dir = start; ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      fallback ??= dir;
+      try {
+        if (
+          (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === '@bakery/mmap'
+        )
+          return dir;
+      } catch {
+        // an unreadable manifest is not ours; keep walking
+      }
+    }
+    if (dirname(dir) === dir) return fallback ?? start;
+  }
+}
