@@ -56,7 +56,7 @@ describe('handles', () => {
         '-e',
         `const n = require('node-gyp-build')(${JSON.stringify(packageRoot)}); try { n.map(0, 4096) } catch (e) { console.log(e.code) }`,
       ],
-      { input: '', encoding: 'utf8' },
+      { input: '', encoding: 'utf8', cwd: packageRoot },
     );
     expect(r.stdout.trim()).toBe('BAKERY_BAD_HANDLE');
   });
@@ -113,6 +113,7 @@ describe('handles', () => {
       ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script],
       {
         encoding: 'utf8',
+        cwd: packageRoot,
       },
     );
     expect(JSON.parse(r.stdout)).toEqual({
