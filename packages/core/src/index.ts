@@ -21,6 +21,7 @@ export {
 export { checkSlots, initLayout, validateLayout } from './memory.js';
 export {
   openOn,
+  snapshot,
   type Lease,
   type LockOptions,
   type LockSyncOptions,

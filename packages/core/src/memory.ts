@@ -55,8 +55,13 @@ export function validateLayout(cells: Cells, expectedCapacity?: number): number 
   if (expectedCapacity !== undefined && capacity !== expectedCapacity) {
     throw new BakeryError('BAKERY_BAD_LAYOUT', `bakery lock has ${capacity} slots, expected ${expectedCapacity}`);
   }
-  if (cells.length < cellsFor(capacity)) {
-    throw new BakeryError('BAKERY_BAD_LAYOUT', `memory of ${cells.length} cells is too small for ${capacity} slots`);
+  // Exactly the size the capacity implies: a lock's memory is never larger than its layout, so
+  // a capacity cell that disagrees with the memory size is corruption, not slack.
+  if (cells.length !== cellsFor(capacity)) {
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `memory of ${cells.length} cells does not match a ${capacity}-slot lock (${cellsFor(capacity)} cells)`,
+    );
   }
   const hwm = cells.load(H.HIGH_WATER);
   if (hwm < 0 || hwm > capacity) {

@@ -1,7 +1,7 @@
 import { Acquirer, BLOCKED, DONE, STEP_BACK, type TraceHooks } from './acquirer.js';
 import type { Backend, Cells, Identity } from './backend.js';
 import { BakeryError } from './errors.js';
-import { BLACK, H, LAYOUT_VERSION, S, slotBase } from './layout.js';
+import { BLACK, H, S, slotBase } from './layout.js';
 import { validateLayout } from './memory.js';
 import { checkTimeout, rangeError, typeError } from './validate.js';
 
@@ -337,43 +337,7 @@ export class BakeryMutex implements Mutex {
 
   inspect(): Snapshot {
     this.#checkOpen();
-    const cells = this.#cells;
-    const hwm = cells.load(H.HIGH_WATER);
-    const slots: SlotSnapshot[] = [];
-    for (let s = 0; s < hwm; s++) {
-      const b = slotBase(s);
-      const pid = cells.load(b + S.OWNER);
-      const t = cells.load(b + S.TICKET);
-      slots.push({
-        slot: s,
-        owner:
-          pid === 0
-            ? null
-            : {
-                pid,
-                tid: cells.load(b + S.OWNER_TID),
-                startTime: (cells.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 + (cells.load(b + S.OWNER_START_LO) >>> 0),
-              },
-        choosing: cells.load(b + S.CHOOSING) !== 0,
-        ticket: t >>> 1,
-        colour: t === 0 ? null : (t & 1) === BLACK ? 'black' : 'white',
-        sleepers: cells.load(b + S.SLEEPERS),
-      });
-    }
-    const holder = cells.load(H.HOLDER);
-    const od = cells.load(H.OWNER_DIED);
-    return {
-      layoutVersion: LAYOUT_VERSION,
-      capacity: this.#capacity,
-      colour: cells.load(H.COLOUR) === BLACK ? 'black' : 'white',
-      holder: holder === 0 ? null : holder - 1,
-      highWater: hwm,
-      ownerDied: od === 0 ? 'consistent' : od === 1 ? 'owner-died' : 'not-recoverable',
-      acquisitions: cells.load(H.ACQUISITIONS),
-      maxTicket: cells.load(H.MAX_TICKET),
-      self: this.#slot,
-      slots,
-    };
+    return snapshot(this.#cells, this.#slot);
   }
 
   close(): void {
@@ -628,6 +592,49 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T | undefined
       },
     );
   });
+}
+
+/**
+ * Read a lock's shared state without being a participant (no slot is claimed). The memory must
+ * have passed {@link validateLayout}. `self` is reported as -1.
+ */
+export function snapshot(cells: Cells, self = -1): Snapshot {
+  const hwm = cells.load(H.HIGH_WATER);
+  const slots: SlotSnapshot[] = [];
+  for (let s = 0; s < hwm; s++) {
+    const b = slotBase(s);
+    const pid = cells.load(b + S.OWNER);
+    const t = cells.load(b + S.TICKET);
+    slots.push({
+      slot: s,
+      owner:
+        pid === 0
+          ? null
+          : {
+              pid,
+              tid: cells.load(b + S.OWNER_TID),
+              startTime: (cells.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 + (cells.load(b + S.OWNER_START_LO) >>> 0),
+            },
+      choosing: cells.load(b + S.CHOOSING) !== 0,
+      ticket: t >>> 1,
+      colour: t === 0 ? null : (t & 1) === BLACK ? 'black' : 'white',
+      sleepers: cells.load(b + S.SLEEPERS),
+    });
+  }
+  const holder = cells.load(H.HOLDER);
+  const od = cells.load(H.OWNER_DIED);
+  return {
+    layoutVersion: cells.load(H.VERSION),
+    capacity: cells.load(H.CAPACITY),
+    colour: cells.load(H.COLOUR) === BLACK ? 'black' : 'white',
+    holder: holder === 0 ? null : holder - 1,
+    highWater: hwm,
+    ownerDied: od === 0 ? 'consistent' : od === 1 ? 'owner-died' : 'not-recoverable',
+    acquisitions: cells.load(H.ACQUISITIONS),
+    maxTicket: cells.load(H.MAX_TICKET),
+    self,
+    slots,
+  };
 }
 
 /**

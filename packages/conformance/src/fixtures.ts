@@ -1,0 +1,94 @@
+import { tmpdir } from 'node:os';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ForkOptions } from 'node:child_process';
+import { type Cells, type Mutex, type MutexOptions, snapshot } from '@bakery/core';
+import { type ParticipantConfig, runProcesses, runThreads } from './runners.js';
+import { FileScratch, SabScratch } from './scratch.js';
+import type { Fixture } from './types.js';
+
+/** What a backend supplies to build a fixture around one fresh lock. */
+export interface FixtureParts {
+  /** Raw view of the lock's memory, used only by the test process for bytes/poke/inspect. */
+  cells: Cells;
+  /** Open a participant in the test process. */
+  open(options?: MutexOptions): Mutex;
+  /** How a participant opens the lock (see {@link ParticipantConfig}). */
+  participant: Omit<ParticipantConfig, 'id' | 'workload'>;
+  /** Release the lock's resources. */
+  dispose?(): void | Promise<void>;
+}
+
+function rawFixture(parts: FixtureParts, opened: Mutex[]) {
+  const { cells } = parts;
+  return {
+    open(options?: MutexOptions) {
+      const m = parts.open(options);
+      opened.push(m);
+      return m;
+    },
+    bytes() {
+      const out = new Uint8Array(cells.length * 4);
+      const view = new DataView(out.buffer);
+      for (let i = 0; i < cells.length; i++) view.setInt32(i * 4, cells.load(i), true);
+      return out;
+    },
+    poke(cell: number, value: number) {
+      cells.store(cell, value);
+    },
+    inspect() {
+      return snapshot(cells);
+    },
+  };
+}
+
+function closeAll(opened: Mutex[]): void {
+  for (const m of opened) {
+    try {
+      m.close();
+    } catch {
+      // still held by a failed test: the lock is thrown away with the fixture anyway
+    }
+  }
+}
+
+/** A fixture whose participants are worker threads sharing a SharedArrayBuffer scratch. */
+export function threadFixture(parts: FixtureParts): Fixture {
+  const scratchBuffer = SabScratch.create();
+  const scratch = new Int32Array(scratchBuffer);
+  const opened: Mutex[] = [];
+  return {
+    ...rawFixture(parts, opened),
+    run: (count, workload) => runThreads(count, parts.participant, workload, scratchBuffer),
+    scratchGet: (i) => Atomics.load(scratch, i),
+    scratchSet: (i, v) => void Atomics.store(scratch, i, v),
+    async dispose() {
+      closeAll(opened);
+      await parts.dispose?.();
+    },
+  };
+}
+
+/**
+ * A fixture whose participants are child processes (`child_process.fork`) sharing a scratch
+ * file. `forkOptions(id)` hands each child what it needs to open the lock.
+ */
+export function processFixture(parts: FixtureParts, forkOptions?: (id: number) => ForkOptions): Fixture {
+  const dir = fs.mkdtempSync(path.join(tmpdir(), 'bakery-conformance-'));
+  const file = path.join(dir, 'scratch');
+  FileScratch.create(file);
+  const scratch = new FileScratch(file);
+  const opened: Mutex[] = [];
+  return {
+    ...rawFixture(parts, opened),
+    run: (count, workload) => runProcesses(count, parts.participant, workload, file, forkOptions),
+    scratchGet: (i) => scratch.read(i),
+    scratchSet: (i, v) => scratch.write(i, v),
+    async dispose() {
+      closeAll(opened);
+      scratch.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+      await parts.dispose?.();
+    },
+  };
+}

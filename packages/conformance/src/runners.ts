@@ -1,0 +1,93 @@
+import { type ChildProcess, type ForkOptions, fork } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
+import type { MutexOptions } from '@bakery/core';
+import type { Report, Workload } from './types.js';
+
+/** How a participant opens the lock: `(await import(module))[exportName](...args, options)`. */
+export interface ParticipantConfig {
+  id: number;
+  /** A module specifier or file URL the participant can import (the backend's built entry). */
+  module: string;
+  exportName: string;
+  /** Structured-cloneable (threads) or JSON (processes) arguments before the options object. */
+  args: unknown[];
+  options?: MutexOptions;
+  workload: Workload;
+}
+
+const here = new URL('.', import.meta.url);
+
+/**
+ * Start `count` worker-thread participants that each open the lock themselves and run
+ * `workload`. Resolves with every report once all threads have exited; rejects if a thread
+ * dies without reporting.
+ */
+export function runThreads(
+  count: number,
+  base: Omit<ParticipantConfig, 'id' | 'workload'>,
+  workload: Workload,
+  scratch: SharedArrayBuffer,
+): Promise<Report[]> {
+  const entry = new URL('./thread-entry.js', here);
+  return Promise.all(
+    Array.from({ length: count }, (_, id) => {
+      return new Promise<Report>((resolve, reject) => {
+        let report: Report | undefined;
+        const w = new Worker(entry, { workerData: { ...base, id, workload, scratch } });
+        w.on('message', (r: Report) => {
+          report = r;
+        });
+        w.on('error', (err) => reject(new Error(`thread participant ${id} failed: ${err.stack ?? err}`)));
+        w.on('exit', (code) => {
+          if (report !== undefined) resolve(report);
+          else reject(new Error(`thread participant ${id} exited with code ${code} without a report`));
+        });
+      });
+    }),
+  );
+}
+
+/**
+ * Start `count` child-process participants (`child_process.fork` of the conformance process
+ * entry) that each open the lock themselves and run `workload`. `forkOptions(id)` lets the
+ * backend hand over what the child needs (an fd in the stdio array, an env var); the entry
+ * always gets an IPC channel for its report. Resolves once all have exited with code 0.
+ */
+export function runProcesses(
+  count: number,
+  base: Omit<ParticipantConfig, 'id' | 'workload'>,
+  workload: Workload,
+  scratch: string,
+  forkOptions: (id: number) => ForkOptions = () => ({}),
+): Promise<Report[]> {
+  const entry = new URL('./process-entry.js', here);
+  const children: ChildProcess[] = [];
+  const all = Promise.all(
+    Array.from({ length: count }, (_, id) => {
+      return new Promise<Report>((resolve, reject) => {
+        const opts = forkOptions(id);
+        const config = { ...base, id, workload, scratch };
+        let report: Report | undefined;
+        const child = fork(entry, [], {
+          ...opts,
+          env: { ...process.env, ...opts.env, BAKERY_CONFORMANCE_CONFIG: JSON.stringify(config) },
+          stdio: opts.stdio ?? ['ignore', 'inherit', 'inherit', 'ipc'],
+        });
+        children.push(child);
+        child.on('message', (r: Report) => {
+          report = r;
+        });
+        child.on('error', (err) => reject(new Error(`process participant ${id} failed: ${err.message}`)));
+        child.on('exit', (code, signal) => {
+          if (report !== undefined && (code === 0 || report.errors.length > 0)) resolve(report);
+          else reject(new Error(`process participant ${id} exited with ${signal ?? code} without a report`));
+        });
+      });
+    }),
+  );
+  // Never leave orphans behind when one participant fails.
+  return all.catch((err) => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    throw err;
+  });
+}
