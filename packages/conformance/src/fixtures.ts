@@ -1,7 +1,7 @@
-import { tmpdir } from 'node:os';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { ForkOptions } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { type Cells, type Mutex, type MutexOptions, snapshot } from '@bakery/core';
 import { type ParticipantConfig, runProcesses, runThreads } from './runners.js';
 import { FileScratch, SabScratch } from './scratch.js';
@@ -73,7 +73,10 @@ export function threadFixture(parts: FixtureParts): Fixture {
  * A fixture whose participants are child processes (`child_process.fork`) sharing a scratch
  * file. `forkOptions(id)` hands each child what it needs to open the lock.
  */
-export function processFixture(parts: FixtureParts, forkOptions?: (id: number) => ForkOptions): Fixture {
+export function processFixture(
+  parts: FixtureParts,
+  forkOptions?: (id: number) => ForkOptions,
+): Fixture {
   const dir = fs.mkdtempSync(path.join(tmpdir(), 'bakery-conformance-'));
   const file = path.join(dir, 'scratch');
   FileScratch.create(file);

@@ -74,7 +74,10 @@ export async function runWorkload(
     switch (workload.kind) {
       case 'count': {
         for (let k = 0; k < workload.iterations; k++) {
-          const mode = workload.mode === 'mixed' ? (['sync', 'async', 'try'] as const)[(k + id) % 3]! : workload.mode;
+          const mode =
+            workload.mode === 'mixed'
+              ? (['sync', 'async', 'try'] as const)[(k + id) % 3]!
+              : workload.mode;
           let lease: Lease | null;
           if (mode === 'sync') lease = mutex.lockSync();
           else if (mode === 'async') lease = await mutex.lock();
@@ -124,7 +127,8 @@ export async function runWorkload(
         }
         for (let k = 0; k < workload.timeouts; k++) {
           try {
-            const lease = k % 8 === 7 ? await mutex.lock({ timeout: 1 }) : mutex.lockSync({ timeout: 0 });
+            const lease =
+              k % 8 === 7 ? await mutex.lock({ timeout: 1 }) : mutex.lockSync({ timeout: 0 });
             report.unexpected++;
             lease.release();
           } catch (err) {

@@ -1,13 +1,18 @@
 // Child-process participant: reads its config from BAKERY_CONFORMANCE_CONFIG, opens the lock
 // through the backend module named there, runs the workload and sends the report over IPC.
 import { fifoTrace, runWorkload } from './participant.js';
-import { FileScratch } from './scratch.js';
 import type { ParticipantConfig } from './runners.js';
+import { FileScratch } from './scratch.js';
 
-const config = JSON.parse(process.env.BAKERY_CONFORMANCE_CONFIG ?? '{}') as ParticipantConfig & { scratch: string };
+const config = JSON.parse(process.env.BAKERY_CONFORMANCE_CONFIG ?? '{}') as ParticipantConfig & {
+  scratch: string;
+};
 const mod = (await import(config.module)) as Record<string, (...args: unknown[]) => unknown>;
 const trace = fifoTrace();
-const mutex = (await mod[config.exportName]!(...config.args, { ...config.options, ...trace.options })) as import('@bakery/core').Mutex;
+const mutex = (await mod[config.exportName]!(...config.args, {
+  ...config.options,
+  ...trace.options,
+})) as import('@bakery/core').Mutex;
 const scratch = new FileScratch(config.scratch);
 const report = await runWorkload(config.id, mutex, scratch, config.workload, trace.last);
 try {

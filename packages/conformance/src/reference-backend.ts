@@ -1,5 +1,5 @@
 import { type Mutex, type MutexOptions, openOn } from '@bakery/core';
-import { ReferenceCells, createReferenceCells } from '@bakery/core/reference';
+import { createReferenceCells, ReferenceCells } from '@bakery/core/reference';
 
 /**
  * The reference backend for the conformance suite: core's {@link ReferenceCells} (Atomics

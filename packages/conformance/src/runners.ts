@@ -37,10 +37,13 @@ export function runThreads(
         w.on('message', (r: Report) => {
           report = r;
         });
-        w.on('error', (err) => reject(new Error(`thread participant ${id} failed: ${err.stack ?? err}`)));
+        w.on('error', (err) =>
+          reject(new Error(`thread participant ${id} failed: ${err.stack ?? err}`)),
+        );
         w.on('exit', (code) => {
           if (report !== undefined) resolve(report);
-          else reject(new Error(`thread participant ${id} exited with code ${code} without a report`));
+          else
+            reject(new Error(`thread participant ${id} exited with code ${code} without a report`));
         });
       });
     }),
@@ -77,10 +80,15 @@ export function runProcesses(
         child.on('message', (r: Report) => {
           report = r;
         });
-        child.on('error', (err) => reject(new Error(`process participant ${id} failed: ${err.message}`)));
+        child.on('error', (err) =>
+          reject(new Error(`process participant ${id} failed: ${err.message}`)),
+        );
         child.on('exit', (code, signal) => {
           if (report !== undefined && (code === 0 || report.errors.length > 0)) resolve(report);
-          else reject(new Error(`process participant ${id} exited with ${signal ?? code} without a report`));
+          else
+            reject(
+              new Error(`process participant ${id} exited with ${signal ?? code} without a report`),
+            );
         });
       });
     }),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Lease, Mutex } from '@bakery/core';
-import { H, cellsFor } from '@bakery/core';
+import { cellsFor, H } from '@bakery/core';
 import { type ConformanceFactory, type Fixture, type Report, SCRATCH } from './types.js';
 
 /** The slice of a test runner's API the suite needs (vitest's `test`/`describe` fit). */
@@ -130,9 +130,21 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
     });
 
   describe(`bakery conformance: ${factory.name} (${factory.participants})`, () => {
-    test(`mutual exclusion: ${who} × ${m} sync read–yield–write increments give an exact count`, exclusion('sync'), LONG);
-    test(`mutual exclusion: ${who} × ${m} async read–yield–write increments give an exact count`, exclusion('async'), LONG);
-    test(`mutual exclusion: ${who} × ${m} mixed lockSync/lock/tryLock increments give an exact count`, exclusion('mixed'), LONG);
+    test(
+      `mutual exclusion: ${who} × ${m} sync read–yield–write increments give an exact count`,
+      exclusion('sync'),
+      LONG,
+    );
+    test(
+      `mutual exclusion: ${who} × ${m} async read–yield–write increments give an exact count`,
+      exclusion('async'),
+      LONG,
+    );
+    test(
+      `mutual exclusion: ${who} × ${m} mixed lockSync/lock/tryLock increments give an exact count`,
+      exclusion('mixed'),
+      LONG,
+    );
 
     const fifoName = `first-come-first-served: no participant overtakes one whose doorway finished before its own began (${who})`;
     if (factory.lacks?.fifo) test.skip(`${fifoName} — skipped: ${factory.lacks.fifo}`, () => {});
@@ -167,23 +179,36 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
           });
           let worst = 0;
           try {
-            await until('every storm participant to finish its attempts', () => {
-              if (failed !== undefined) throw failed;
-              const snap = f.inspect();
-              for (const s of snap.slots) worst = Math.max(worst, s.ticket);
-              for (let id = 0; id < n; id++) if (f.scratchGet(SCRATCH.DONE + id) !== 1) return false;
-              return true;
-            }, LONG);
+            await until(
+              'every storm participant to finish its attempts',
+              () => {
+                if (failed !== undefined) throw failed;
+                const snap = f.inspect();
+                for (const s of snap.slots) worst = Math.max(worst, s.ticket);
+                for (let id = 0; id < n; id++)
+                  if (f.scratchGet(SCRATCH.DONE + id) !== 1) return false;
+                return true;
+              },
+              LONG,
+            );
           } finally {
             lease.release();
           }
           const reports = await run;
           assertClean(reports);
-          for (const r of reports) assert.equal(r.unexpected, 0, `participant ${r.id} got the lock while it was held`);
-          assert.equal(f.scratchGet(SCRATCH.COUNTER), n, 'not every participant proceeded after the release');
+          for (const r of reports)
+            assert.equal(r.unexpected, 0, `participant ${r.id} got the lock while it was held`);
+          assert.equal(
+            f.scratchGet(SCRATCH.COUNTER),
+            n,
+            'not every participant proceeded after the release',
+          );
           const snap = f.inspect();
           // Limit: the doorway never issues a ticket above the number of claimed slots.
-          assert.ok(snap.maxTicket <= snap.highWater, `ticket ${snap.maxTicket} above the limit ${snap.highWater}`);
+          assert.ok(
+            snap.maxTicket <= snap.highWater,
+            `ticket ${snap.maxTicket} above the limit ${snap.highWater}`,
+          );
           assert.ok(worst <= snap.highWater);
           holder.close();
         }),
@@ -215,8 +240,14 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
         const a = f.open();
         const b = f.open();
         const lease = a.lockSync();
-        assert.equal(codeOf(() => b.lockSync({ timeout: 20 })), 'BAKERY_TIMEOUT');
-        assert.equal(codeOf(() => b.lockSync({ timeout: 0 })), 'BAKERY_TIMEOUT');
+        assert.equal(
+          codeOf(() => b.lockSync({ timeout: 20 })),
+          'BAKERY_TIMEOUT',
+        );
+        assert.equal(
+          codeOf(() => b.lockSync({ timeout: 0 })),
+          'BAKERY_TIMEOUT',
+        );
         assertNoTicketOf(f, b.slot);
         assert.equal(b.held, false);
         lease.release();
@@ -328,22 +359,46 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
       withFixture(4, async (f) => {
         const a = f.open();
         const lease: Lease = a.lockSync();
-        assert.equal(codeOf(() => a.lockSync()), 'BAKERY_ALREADY_HELD');
+        assert.equal(
+          codeOf(() => a.lockSync()),
+          'BAKERY_ALREADY_HELD',
+        );
         assert.equal(a.tryLock(), null);
-        assert.equal(codeOf(() => a.close()), 'BAKERY_ALREADY_HELD');
+        assert.equal(
+          codeOf(() => a.close()),
+          'BAKERY_ALREADY_HELD',
+        );
         lease.release();
         const before = f.bytes();
-        assert.equal(codeOf(() => lease.release()), 'BAKERY_NOT_HELD');
-        assert.equal(codeOf(() => lease.markConsistent()), 'BAKERY_NOT_HELD');
+        assert.equal(
+          codeOf(() => lease.release()),
+          'BAKERY_NOT_HELD',
+        );
+        assert.equal(
+          codeOf(() => lease.markConsistent()),
+          'BAKERY_NOT_HELD',
+        );
         assert.deepEqual(f.bytes(), before, 'a second release changed shared memory');
-        assert.equal(codeOf(() => a.lockSync({ timeout: -1 })), 'BAKERY_INVALID_ARGUMENT');
-        assert.equal(codeOf(() => a.lockSync({ timeout: Number.NaN })), 'BAKERY_INVALID_ARGUMENT');
+        assert.equal(
+          codeOf(() => a.lockSync({ timeout: -1 })),
+          'BAKERY_INVALID_ARGUMENT',
+        );
+        assert.equal(
+          codeOf(() => a.lockSync({ timeout: Number.NaN })),
+          'BAKERY_INVALID_ARGUMENT',
+        );
         assert.equal(await codeOfAsync(a.lock({ timeout: -5 })), 'BAKERY_INVALID_ARGUMENT');
         assert.deepEqual(f.bytes(), before, 'bad arguments changed shared memory');
         a.close();
         a.close();
-        assert.equal(codeOf(() => a.lockSync()), 'BAKERY_CLOSED');
-        assert.equal(codeOf(() => a.tryLock()), 'BAKERY_CLOSED');
+        assert.equal(
+          codeOf(() => a.lockSync()),
+          'BAKERY_CLOSED',
+        );
+        assert.equal(
+          codeOf(() => a.tryLock()),
+          'BAKERY_CLOSED',
+        );
         assert.equal(await codeOfAsync(a.lock()), 'BAKERY_CLOSED');
         assert.equal(f.inspect().slots[a.slot]!.owner, null, 'close() did not free the slot');
       }),
@@ -355,7 +410,10 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
         const a = f.open();
         const b = f.open();
         const before = f.bytes();
-        assert.equal(codeOf(() => f.open()), 'BAKERY_NO_FREE_SLOT');
+        assert.equal(
+          codeOf(() => f.open()),
+          'BAKERY_NO_FREE_SLOT',
+        );
         assert.deepEqual(f.bytes(), before);
         a.close();
         const c = f.open();
@@ -379,7 +437,10 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
           const saved = view.getInt32(cell * 4, true);
           f.poke(cell, value);
           const before = f.bytes();
-          assert.equal(codeOf(() => f.open()), 'BAKERY_BAD_LAYOUT');
+          assert.equal(
+            codeOf(() => f.open()),
+            'BAKERY_BAD_LAYOUT',
+          );
           assert.deepEqual(f.bytes(), before);
           f.poke(cell, saved);
           f.open().close();

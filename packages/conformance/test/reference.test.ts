@@ -1,11 +1,12 @@
 // Core's conformance run: the suite against the reference memory (Atomics on a
 // SharedArrayBuffer, compareExchange but no blocking wait), participants as worker threads.
 // It lives here rather than in packages/core so that core does not depend on its own suite.
-import { ReferenceCells } from '@bakery/core/reference';
-import { describe, test } from 'vitest';
+
 // The built package: participants start from its dist/ entry files.
 import { suite, threadFixture } from '@bakery/conformance';
 import { createReference, openReference } from '@bakery/conformance/reference-backend';
+import { ReferenceCells } from '@bakery/core/reference';
+import { describe, test } from 'vitest';
 
 suite({
   test,

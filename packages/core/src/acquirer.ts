@@ -1,5 +1,5 @@
 import type { Cells } from './backend.js';
-import { BLACK, H, S, WHITE, packTicket, slotBase } from './layout.js';
+import { BLACK, H, packTicket, S, slotBase, WHITE } from './layout.js';
 
 /** {@link Acquirer.advance} results. */
 export const DONE = 0;

@@ -42,7 +42,11 @@ export interface Cells {
    * Like {@link Cells.wait} without blocking the event loop. The promise settles on notify,
    * value change or timeout.
    */
-  waitAsync?(i: number, expected: number, timeoutMs: number): Promise<'ok' | 'not-equal' | 'timed-out'>;
+  waitAsync?(
+    i: number,
+    expected: number,
+    timeoutMs: number,
+  ): Promise<'ok' | 'not-equal' | 'timed-out'>;
 }
 
 /** Who owns a slot: written into the slot when it is claimed. */

@@ -1,33 +1,33 @@
 export type { TraceHooks } from './acquirer.js';
 export type { Backend, Cells, Identity } from './backend.js';
-export { BakeryError, isBakeryError, type BakeryErrorCode } from './errors.js';
+export { BakeryError, type BakeryErrorCode, isBakeryError } from './errors.js';
 export {
   BLACK,
+  bytesFor,
+  cellsFor,
   H,
   HEADER_CELLS,
   LAYOUT_VERSION,
   MAGIC,
   MAX_SLOTS,
+  packTicket,
   S,
   SLOT_CELLS,
-  WHITE,
-  bytesFor,
-  cellsFor,
-  packTicket,
   slotBase,
   ticketColour,
   ticketNumber,
+  WHITE,
 } from './layout.js';
 export { checkSlots, initLayout, validateLayout } from './memory.js';
 export {
-  openOn,
-  snapshot,
   type Lease,
   type LockOptions,
   type LockSyncOptions,
   type Mutex,
   type MutexOptions,
+  openOn,
   type SlotSnapshot,
   type Snapshot,
+  snapshot,
 } from './mutex.js';
-export { INVALID_ARGUMENT, checkTimeout, rangeError, typeError } from './validate.js';
+export { checkTimeout, INVALID_ARGUMENT, rangeError, typeError } from './validate.js';

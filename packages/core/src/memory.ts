@@ -1,6 +1,6 @@
 import type { Cells } from './backend.js';
 import { BakeryError } from './errors.js';
-import { H, HEADER_CELLS, LAYOUT_VERSION, MAGIC, MAX_SLOTS, cellsFor } from './layout.js';
+import { cellsFor, H, HEADER_CELLS, LAYOUT_VERSION, MAGIC, MAX_SLOTS } from './layout.js';
 import { rangeError } from './validate.js';
 
 /** Check a slot count given by a user: an integer in 1..MAX_SLOTS. */
@@ -35,25 +35,40 @@ export function initLayout(cells: Cells, capacity: number): void {
  */
 export function validateLayout(cells: Cells, expectedCapacity?: number): number {
   if (cells.length < HEADER_CELLS) {
-    throw new BakeryError('BAKERY_BAD_LAYOUT', `memory of ${cells.length} cells has no room for a bakery header`);
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `memory of ${cells.length} cells has no room for a bakery header`,
+    );
   }
   const magic = cells.load(H.MAGIC);
   if (magic !== MAGIC) {
-    throw new BakeryError('BAKERY_BAD_LAYOUT', `not a bakery lock (magic 0x${(magic >>> 0).toString(16)})`);
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `not a bakery lock (magic 0x${(magic >>> 0).toString(16)})`,
+    );
   }
   const version = cells.load(H.VERSION);
   if (version !== LAYOUT_VERSION) {
-    throw new BakeryError('BAKERY_BAD_LAYOUT', `bakery layout version ${version}, this library speaks ${LAYOUT_VERSION}`);
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `bakery layout version ${version}, this library speaks ${LAYOUT_VERSION}`,
+    );
   }
   if (cells.load(H.INIT) !== 2) {
     throw new BakeryError('BAKERY_BAD_LAYOUT', 'bakery lock is not initialised');
   }
   const capacity = cells.load(H.CAPACITY);
   if (!(capacity >= 1 && capacity <= MAX_SLOTS)) {
-    throw new BakeryError('BAKERY_BAD_LAYOUT', `bakery header has an impossible capacity ${capacity}`);
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `bakery header has an impossible capacity ${capacity}`,
+    );
   }
   if (expectedCapacity !== undefined && capacity !== expectedCapacity) {
-    throw new BakeryError('BAKERY_BAD_LAYOUT', `bakery lock has ${capacity} slots, expected ${expectedCapacity}`);
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `bakery lock has ${capacity} slots, expected ${expectedCapacity}`,
+    );
   }
   // Exactly the size the capacity implies: a lock's memory is never larger than its layout, so
   // a capacity cell that disagrees with the memory size is corruption, not slack.
@@ -65,7 +80,10 @@ export function validateLayout(cells: Cells, expectedCapacity?: number): number 
   }
   const hwm = cells.load(H.HIGH_WATER);
   if (hwm < 0 || hwm > capacity) {
-    throw new BakeryError('BAKERY_BAD_LAYOUT', `bakery header has an impossible high-water mark ${hwm}`);
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `bakery header has an impossible high-water mark ${hwm}`,
+    );
   }
   return capacity;
 }

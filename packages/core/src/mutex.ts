@@ -184,7 +184,8 @@ class LeaseImpl implements Lease {
   }
 
   markConsistent(): void {
-    if (this.#mutex === null) throw new BakeryError('BAKERY_NOT_HELD', 'markConsistent() on a released lease');
+    if (this.#mutex === null)
+      throw new BakeryError('BAKERY_NOT_HELD', 'markConsistent() on a released lease');
     if (!this.ownerDied) return;
     this.#consistent = true;
     this.#mutex.markConsistent();
@@ -235,9 +236,11 @@ export class BakeryMutex implements Mutex {
       throw typeError('backend.cells must provide compareExchange or withRegistryLock');
     }
     const robust = options.robust ?? 'manual';
-    if (robust !== 'manual' && robust !== 'auto') throw rangeError(`robust must be 'manual' or 'auto'`);
+    if (robust !== 'manual' && robust !== 'auto')
+      throw rangeError(`robust must be 'manual' or 'auto'`);
     const spin = options.spin ?? DEFAULT_SPIN;
-    if (!Number.isInteger(spin) || spin < 0) throw rangeError('spin must be a non-negative integer');
+    if (!Number.isInteger(spin) || spin < 0)
+      throw rangeError('spin must be a non-negative integer');
     this.#capacity = validateLayout(cells);
     this.#backend = backend;
     this.#cells = cells;
@@ -343,7 +346,10 @@ export class BakeryMutex implements Mutex {
   close(): void {
     if (this.#closed) return;
     if (this.#lease !== null || this.#busy || this.#queue.length > 0) {
-      throw new BakeryError('BAKERY_ALREADY_HELD', 'close() while this instance holds or waits for the lock');
+      throw new BakeryError(
+        'BAKERY_ALREADY_HELD',
+        'close() while this instance holds or waits for the lock',
+      );
     }
     this.#closed = true;
     const cells = this.#cells;
@@ -384,7 +390,8 @@ export class BakeryMutex implements Mutex {
   #claim(id: Identity): number {
     const cells = this.#cells;
     const capacity = this.#capacity;
-    if (!(Number.isInteger(id.pid) && id.pid > 0)) throw typeError('identity pid must be a positive integer');
+    if (!(Number.isInteger(id.pid) && id.pid > 0))
+      throw typeError('identity pid must be a positive integer');
     const cas = cells.compareExchange?.bind(cells);
     const attempt = (): number => {
       for (let s = 0; s < capacity; s++) {
@@ -396,7 +403,7 @@ export class BakeryMutex implements Mutex {
           cells.store(b + S.OWNER, id.pid);
         }
         cells.store(b + S.OWNER_TID, id.tid);
-        cells.store(b + S.OWNER_START_LO, id.startTime % 2 ** 32 | 0);
+        cells.store(b + S.OWNER_START_LO, (id.startTime % 2 ** 32) | 0);
         cells.store(b + S.OWNER_START_HI, Math.floor(id.startTime / 2 ** 32) | 0);
         // Raise the high-water mark before our first doorway, so every later scan covers us.
         let h = cells.load(H.HIGH_WATER);
@@ -415,7 +422,10 @@ export class BakeryMutex implements Mutex {
     };
     const s = cas !== undefined ? attempt() : cells.withRegistryLock!(attempt);
     if (s < 0) {
-      throw new BakeryError('BAKERY_NO_FREE_SLOT', `all ${capacity} slots of this lock are claimed`);
+      throw new BakeryError(
+        'BAKERY_NO_FREE_SLOT',
+        `all ${capacity} slots of this lock are claimed`,
+      );
     }
     return s;
   }
@@ -488,7 +498,10 @@ export class BakeryMutex implements Mutex {
   async #acquireAsync(deadline: number, signal: AbortSignal | undefined): Promise<void> {
     const acq = this.#acq;
     const cells = this.#cells;
-    const canWait = cells.waitAsync !== undefined && cells.notify !== undefined && cells.compareExchange !== undefined;
+    const canWait =
+      cells.waitAsync !== undefined &&
+      cells.notify !== undefined &&
+      cells.compareExchange !== undefined;
     acq.begin();
     let spins = 0;
     let backoff = MIN_SLEEP_MS;
@@ -613,7 +626,9 @@ export function snapshot(cells: Cells, self = -1): Snapshot {
           : {
               pid,
               tid: cells.load(b + S.OWNER_TID),
-              startTime: (cells.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 + (cells.load(b + S.OWNER_START_LO) >>> 0),
+              startTime:
+                (cells.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 +
+                (cells.load(b + S.OWNER_START_LO) >>> 0),
             },
       choosing: cells.load(b + S.CHOOSING) !== 0,
       ticket: t >>> 1,

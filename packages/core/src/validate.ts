@@ -15,7 +15,9 @@ export function typeError(message: string): TypeError {
 export function checkTimeout(timeout: unknown): number {
   if (timeout === undefined) return Number.POSITIVE_INFINITY;
   if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
-    throw rangeError(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`);
+    throw rangeError(
+      `timeout must be a non-negative number of milliseconds, got ${String(timeout)}`,
+    );
   }
   return timeout;
 }

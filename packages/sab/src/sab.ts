@@ -1,0 +1,152 @@
+import { threadId } from 'node:worker_threads';
+import {
+  BakeryError,
+  type Cells,
+  cellsFor,
+  checkSlots,
+  initLayout,
+  type Mutex,
+  type MutexOptions,
+  openOn,
+  typeError,
+} from '@bakery/core';
+
+/**
+ * What a worker needs to join a lock: post it with `worker.postMessage(handle)` or pass it in
+ * `workerData`. It is plain data (a SharedArrayBuffer and the slot count).
+ */
+export interface SabHandle {
+  readonly buffer: SharedArrayBuffer;
+  readonly slots: number;
+}
+
+/** A Mutex over a SharedArrayBuffer, with the handle that lets worker threads join it. */
+export type SabMutex = Mutex & { readonly handle: SabHandle };
+
+/** Options of {@link createMutex}. */
+export interface CreateOptions extends MutexOptions {
+  /** Participants the lock can hold at once (each open instance takes one slot). */
+  slots: number;
+}
+
+const NEVER = 2 ** 31 - 1;
+
+/**
+ * The backend cells: an Int32Array over the SharedArrayBuffer, every access an `Atomics`
+ * operation (sequentially consistent), with Atomics.wait/notify for blocking and
+ * Atomics.waitAsync for the event-loop-friendly path.
+ */
+export class SabCells implements Cells {
+  readonly array: Int32Array;
+
+  constructor(buffer: SharedArrayBuffer) {
+    this.array = new Int32Array(buffer);
+  }
+
+  get length(): number {
+    return this.array.length;
+  }
+
+  load(i: number): number {
+    return Atomics.load(this.array, i);
+  }
+
+  store(i: number, value: number): void {
+    Atomics.store(this.array, i, value);
+  }
+
+  compareExchange(i: number, expected: number, replacement: number): number {
+    return Atomics.compareExchange(this.array, i, expected, replacement);
+  }
+
+  wait(i: number, expected: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
+    return Atomics.wait(this.array, i, expected, timeoutMs);
+  }
+
+  notify(i: number, count: number): number {
+    return Atomics.notify(this.array, i, count);
+  }
+
+  waitAsync(
+    i: number,
+    expected: number,
+    timeoutMs: number,
+  ): Promise<'ok' | 'not-equal' | 'timed-out'> {
+    const r = Atomics.waitAsync(this.array, i, expected, timeoutMs);
+    if (!r.async) return Promise.resolve(r.value);
+    // A pending Atomics.waitAsync does not keep the event loop alive on its own: hold a timer
+    // that outlasts the wait (V8's own timeout may fire a little after ours would), cleared
+    // as soon as the wait settles.
+    const keepAlive = setTimeout(() => {}, Math.min(timeoutMs + 1000, NEVER));
+    return r.value.then((v) => {
+      clearTimeout(keepAlive);
+      return v;
+    });
+  }
+}
+
+function identity() {
+  return { pid: process.pid, tid: threadId + 1, startTime: 0 };
+}
+
+/**
+ * Create a lock in a fresh SharedArrayBuffer. The creating thread is the first participant;
+ * hand `mutex.handle` to workers, which join with {@link openMutex}.
+ *
+ * @example
+ * ```ts
+ * import { Worker } from 'node:worker_threads';
+ * import { createMutex } from '@bakery/sab';
+ *
+ * const mutex = createMutex({ slots: 8 });
+ * new Worker('./worker.js', { workerData: mutex.handle });
+ * await mutex.withLock(() => { ... });
+ * ```
+ */
+export function createMutex(options: CreateOptions): SabMutex {
+  if (options === null || typeof options !== 'object')
+    throw typeError('createMutex needs { slots }');
+  const { slots, ...rest } = options;
+  checkSlots(slots);
+  const buffer = new SharedArrayBuffer(cellsFor(slots) * 4);
+  initLayout(new SabCells(buffer), slots);
+  return openMutex({ buffer, slots }, rest);
+}
+
+/**
+ * Join a lock created by {@link createMutex} (in a worker, or another participant in the same
+ * thread). Validates the layout without writing to it: a buffer that is not a bakery lock of
+ * `handle.slots` slots is `BAKERY_BAD_LAYOUT`; a full lock is `BAKERY_NO_FREE_SLOT`.
+ *
+ * @example
+ * ```ts
+ * // worker.js
+ * import { workerData } from 'node:worker_threads';
+ * import { openMutex } from '@bakery/sab';
+ * const mutex = openMutex(workerData);
+ * using lease = mutex.lockSync();
+ * ```
+ */
+export function openMutex(handle: SabHandle, options?: MutexOptions): SabMutex {
+  if (
+    handle === null ||
+    typeof handle !== 'object' ||
+    !(handle.buffer instanceof SharedArrayBuffer)
+  ) {
+    throw new BakeryError(
+      'BAKERY_BAD_HANDLE',
+      'openMutex needs the handle of a @bakery/sab mutex ({ buffer, slots })',
+    );
+  }
+  checkSlots(handle.slots);
+  if (handle.buffer.byteLength !== cellsFor(handle.slots) * 4) {
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `buffer of ${handle.buffer.byteLength} bytes is not a ${handle.slots}-slot bakery lock`,
+    );
+  }
+  const cells = new SabCells(handle.buffer);
+  const mutex = openOn({ cells, identity, description: 'sab' }, options);
+  const own: SabHandle = { buffer: handle.buffer, slots: handle.slots };
+  return Object.defineProperty(mutex, 'handle', { value: own, enumerable: true }) as SabMutex;
+}
