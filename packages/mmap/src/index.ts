@@ -1,0 +1,24 @@
+export {
+  BakeryError,
+  type BakeryErrorCode,
+  isBakeryError,
+  type Lease,
+  type LockOptions,
+  type LockSyncOptions,
+  type Mutex,
+  type MutexOptions,
+  type SlotSnapshot,
+  type Snapshot,
+} from '@bakery/core';
+export {
+  type CreateOptions,
+  createMutex,
+  FD_ENV,
+  forkOptions,
+  MmapCells,
+  type MmapMutex,
+  type OpenOptions,
+  openMutex,
+  spawnOptions,
+} from './mmap.js';
+export { loadNative, type Native, type WaitResult } from './native.js';

@@ -1,0 +1,35 @@
+import { processFixture, suite } from '@bakery/conformance';
+import { describe, test } from 'vitest';
+import { createMutex, forkOptions, loadNative, MmapCells, openMutex } from '../src/index.js';
+
+suite({
+  test,
+  describe,
+  factory: {
+    name: '@bakery/mmap',
+    participants: 'processes',
+    concurrency: 16,
+    iterations: 300,
+    async create(slots) {
+      // The fixture keeps its own fd (a second description of the same memfd) so that the
+      // creator's participant can be closed like any other and does not hold a slot.
+      const creator = createMutex({ slots });
+      const native = loadNative();
+      const fd = native.reopen(creator.fd);
+      creator.close();
+      return processFixture(
+        {
+          cells: new MmapCells(native, native.map(fd, native.size(fd))),
+          open: (options) => openMutex({ ...options, fd }),
+          participant: {
+            module: new URL('../dist/index.js', import.meta.url).href,
+            exportName: 'openMutex',
+            args: [],
+          },
+          dispose: () => native.close(fd),
+        },
+        () => forkOptions(fd, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+      );
+    },
+  },
+});
