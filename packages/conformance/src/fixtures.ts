@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { type Cells, type Mutex, type MutexOptions, snapshot } from '@bakery/core';
-import { type ParticipantConfig, runProcesses, runThreads } from './runners.js';
+import { type ParticipantConfig, type ProcessLaunch, runProcesses, runThreads } from './runners.js';
 import { FileScratch, SabScratch } from './scratch.js';
 import type { Fixture } from './types.js';
 
@@ -70,12 +70,14 @@ export function threadFixture(parts: FixtureParts): Fixture {
 }
 
 /**
- * A fixture whose participants are child processes (`child_process.fork`) sharing a scratch
- * file. `forkOptions(id)` hands each child what it needs to open the lock.
+ * A fixture whose participants are child processes (`child_process.fork`, or `spawn` without
+ * IPC when `launch = 'spawn'`) sharing a scratch file. `forkOptions(id)` hands each child what
+ * it needs to open the lock (for `'spawn'` only its `env`, `cwd` and `execPath` are used).
  */
 export function processFixture(
   parts: FixtureParts,
   forkOptions?: (id: number) => ForkOptions,
+  launch?: ProcessLaunch,
 ): Fixture {
   const dir = fs.mkdtempSync(path.join(tmpdir(), 'bakery-conformance-'));
   const file = path.join(dir, 'scratch');
@@ -84,7 +86,8 @@ export function processFixture(
   const opened: Mutex[] = [];
   return {
     ...rawFixture(parts, opened),
-    run: (count, workload) => runProcesses(count, parts.participant, workload, file, forkOptions),
+    run: (count, workload) =>
+      runProcesses(count, parts.participant, workload, file, forkOptions, launch),
     scratchGet: (i) => scratch.read(i),
     scratchSet: (i, v) => scratch.write(i, v),
     async dispose() {

@@ -1,11 +1,14 @@
 // Child-process participant: reads its config from BAKERY_CONFORMANCE_CONFIG, opens the lock
-// through the backend module named there, runs the workload and sends the report over IPC.
+// through the backend module named there, runs the workload and sends the report over IPC
+// (forked) or writes it to `reportFile` (spawned without IPC).
+import * as fs from 'node:fs';
 import { fifoTrace, runWorkload } from './participant.js';
 import type { ParticipantConfig } from './runners.js';
 import { FileScratch } from './scratch.js';
 
 const config = JSON.parse(process.env.BAKERY_CONFORMANCE_CONFIG ?? '{}') as ParticipantConfig & {
   scratch: string;
+  reportFile?: string;
 };
 const mod = (await import(config.module)) as Record<string, (...args: unknown[]) => unknown>;
 const trace = fifoTrace();
@@ -21,4 +24,9 @@ try {
   report.errors.push(`close: ${(err as Error).message}`);
 }
 scratch.close();
-process.send!(report, () => process.exit(report.errors.length === 0 ? 0 : 1));
+if (config.reportFile !== undefined) {
+  fs.writeFileSync(config.reportFile, JSON.stringify(report));
+  process.exit(report.errors.length === 0 ? 0 : 1);
+} else {
+  process.send!(report, () => process.exit(report.errors.length === 0 ? 0 : 1));
+}

@@ -1,4 +1,6 @@
-import { type ChildProcess, type ForkOptions, fork } from 'node:child_process';
+import { type ChildProcess, type ForkOptions, fork, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { MutexOptions } from '@bakery/core';
 import type { Report, Workload } from './types.js';
@@ -51,10 +53,19 @@ export function runThreads(
 }
 
 /**
+ * How process participants are started. `'fork'` (default): `child_process.fork` with an IPC
+ * channel for the report. `'spawn'`: `child_process.spawn` of node with no IPC channel and no
+ * extra fds — a participant that knows only what its config says (e.g. a lock's name), like an
+ * unrelated process would; it writes its report to a file named in its config.
+ */
+export type ProcessLaunch = 'fork' | 'spawn';
+
+/**
  * Start `count` child-process participants (`child_process.fork` of the conformance process
- * entry) that each open the lock themselves and run `workload`. `forkOptions(id)` lets the
- * backend hand over what the child needs (an fd in the stdio array, an env var); the entry
- * always gets an IPC channel for its report. Resolves once all have exited with code 0.
+ * entry, or `spawn` with `launch = 'spawn'`) that each open the lock themselves and run
+ * `workload`. `forkOptions(id)` lets the backend hand over what the child needs (an fd in the
+ * stdio array, an env var); a forked entry always gets an IPC channel for its report.
+ * Resolves once all have exited with code 0.
  */
 export function runProcesses(
   count: number,
@@ -62,6 +73,7 @@ export function runProcesses(
   workload: Workload,
   scratch: string,
   forkOptions: (id: number) => ForkOptions = () => ({}),
+  launch: ProcessLaunch = 'fork',
 ): Promise<Report[]> {
   const entry = new URL('./process-entry.js', here);
   const children: ChildProcess[] = [];
@@ -69,17 +81,40 @@ export function runProcesses(
     Array.from({ length: count }, (_, id) => {
       return new Promise<Report>((resolve, reject) => {
         const opts = forkOptions(id);
-        const config = { ...base, id, workload, scratch };
+        const reportFile = launch === 'spawn' ? `${scratch}.report-${id}` : undefined;
+        const config = { ...base, id, workload, scratch, reportFile };
         let report: Report | undefined;
-        const child = fork(entry, [], {
-          ...opts,
-          env: { ...process.env, ...opts.env, BAKERY_CONFORMANCE_CONFIG: JSON.stringify(config) },
-          stdio: opts.stdio ?? ['ignore', 'inherit', 'inherit', 'ipc'],
-        });
+        const env = {
+          ...process.env,
+          ...opts.env,
+          BAKERY_CONFORMANCE_CONFIG: JSON.stringify(config),
+        };
+        const child =
+          launch === 'spawn'
+            ? spawn(opts.execPath ?? process.execPath, [fileURLToPath(entry)], {
+                cwd: opts.cwd,
+                env,
+                stdio: ['ignore', 'inherit', 'inherit'],
+              })
+            : fork(entry, [], {
+                ...opts,
+                env,
+                stdio: opts.stdio ?? ['ignore', 'inherit', 'inherit', 'ipc'],
+              });
         children.push(child);
         child.on('message', (r: Report) => {
           report = r;
         });
+        if (reportFile !== undefined) {
+          child.on('exit', () => {
+            try {
+              report = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as Report;
+              fs.rmSync(reportFile, { force: true });
+            } catch {
+              // no report: the exit handler below rejects
+            }
+          });
+        }
         child.on('error', (err) =>
           reject(new Error(`process participant ${id} failed: ${err.message}`)),
         );
