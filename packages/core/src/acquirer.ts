@@ -148,7 +148,7 @@ export class Acquirer {
           this.branch = 0;
           continue;
         }
-        return this.block(b + S.TICKET, t, j);
+        return this.blockBehind(b + S.TICKET, t, j);
       }
       this.phase = 2;
     }
@@ -177,6 +177,46 @@ export class Acquirer {
     this.wake(this.slot, this.base + S.TICKET);
     this.wake(this.slot, this.base + S.CHOOSING);
     this.phase = 0;
+  }
+
+  /**
+   * Slot j is ahead of us. Rather than sleep on j itself, sleep on our immediate predecessor:
+   * the ticket that enters right before ours. We cannot enter before it exits anyway, and
+   * everyone ahead of it exits first, so its exit is the one wake-up we need — each release
+   * then wakes one successor instead of every waiter that happened to scan the releaser
+   * first. This only chooses WHERE to sleep: after any wake-up the scan re-checks the real
+   * condition, and the sleep has a timeout as a backstop.
+   */
+  private blockBehind(cell: number, value: number, j: number): number {
+    const cells = this.cells;
+    const n = this.n;
+    const c = this.c;
+    const i = this.slot;
+    const mineFirst = cells.load(H.COLOUR) !== c;
+    let best = -1;
+    let bestTicket = 0;
+    let bestKey = -1;
+    for (let k = 0; k < this.hwm; k++) {
+      if (k === i) continue;
+      const t = cells.load(slotBase(k) + S.TICKET);
+      if (t === 0) continue;
+      const nk = t >>> 1;
+      let key: number;
+      if ((t & 1) === c) {
+        if (!(nk < n || (nk === n && k < i))) continue;
+        key = 2 ** 26 + nk * 8192 + k; // same colour ahead of us: after every older-colour ticket
+      } else {
+        if (mineFirst) continue; // the other colour is the newer phase: behind us
+        key = nk * 8192 + k;
+      }
+      if (key > bestKey) {
+        bestKey = key;
+        best = k;
+        bestTicket = t;
+      }
+    }
+    if (best < 0) return this.block(cell, value, j);
+    return this.block(slotBase(best) + S.TICKET, bestTicket, best);
   }
 
   private block(cell: number, value: number, slot: number): number {
