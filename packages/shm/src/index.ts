@@ -1,0 +1,25 @@
+export {
+  BakeryError,
+  type BakeryErrorCode,
+  isBakeryError,
+  type Lease,
+  type LockOptions,
+  type LockSyncOptions,
+  type Mutex,
+  type MutexOptions,
+  type SlotSnapshot,
+  type Snapshot,
+} from '@bakery/core';
+export { ShmCells } from './cells.js';
+export {
+  checkName,
+  DEFAULT_DIR,
+  lockDir,
+  lockPath,
+  NAME_PATTERN,
+  type OpenOptions,
+  openMutex,
+  type RemoveOptions,
+  removeMutex,
+  type ShmMutex,
+} from './shm.js';

@@ -1,0 +1,240 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BakeryError } from '@bakery/core';
+import { type Owner, ownerIsDead, selfPidNamespace, selfStartTime, selfThread } from './proc.js';
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+function sleep(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+/** How long a registry lock may stay held by a live owner before giving up (ms). */
+const REGISTRY_PATIENCE_MS = 30_000;
+
+/** `o.<pid>.<start>.<tid>.<tidStart>.<ns>.<nonce>`: the holder's identity is the entry's name. */
+const OWNER_ENTRY = /^o\.(\d+)\.(\d+)\.(\d+)\.(\d+)\.(\d*)\.[0-9a-f]+$/;
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** Path of the registry directory of lock `name` in `dir` (hidden: lock names never start with '.'). */
+export function registryPath(dir: string, name: string): string {
+  return path.join(dir, `.bakery.${name}.registry`);
+}
+
+/** A fresh temporary name in `dir` for lock `name`: `.bakery.<name>.<pid>.<hex>.<suffix>`. */
+export function tempPath(dir: string, name: string, suffix: 'tmp' | 'lock'): string {
+  return path.join(
+    dir,
+    `.bakery.${name}.${process.pid}.${randomBytes(6).toString('hex')}.${suffix}`,
+  );
+}
+
+/** Parse a temp name of lock `name` back into its creator's pid (null when it is not one). */
+export function tempOwnerPid(entry: string, name: string): number | null {
+  const prefix = `.bakery.${name}.`;
+  if (!entry.startsWith(prefix)) return null;
+  const m = /^(\d+)\.[0-9a-f]+\.(?:tmp|lock)$/.exec(entry.slice(prefix.length));
+  return m === null ? null : Number(m[1]);
+}
+
+function parseOwner(entry: string): Owner | null {
+  const m = OWNER_ENTRY.exec(entry);
+  if (m === null) return null;
+  return {
+    pid: Number(m[1]),
+    start: Number(m[2]),
+    tid: Number(m[3]),
+    tidStart: Number(m[4]),
+    ns: m[5]!,
+  };
+}
+
+/**
+ * The short exclusive lock that serialises slot claims and frees of one shm lock, for a
+ * backend without compare-and-swap.
+ *
+ * Why not the classic `open(lockfile, 'wx')` + "unlink it if its owner is dead": unlinking a
+ * stale file is not conditional. Two waiters that both find the same dead owner both unlink —
+ * the second one removes the file a third process created in between, and two hold the lock.
+ *
+ * Here the lock is a DIRECTORY at {@link registryPath}, held while it contains one entry whose
+ * name is the holder's identity. Acquire: build a private directory holding that entry, then
+ * `rename()` it onto the registry path; rename replaces a missing or EMPTY directory atomically
+ * and fails with ENOTEMPTY/EEXIST on a non-empty one, so it succeeds only when the lock is free.
+ * Release: unlink our entry (the directory is empty = free), then rmdir it if still empty. A
+ * dead holder is removed by unlinking ITS entry by name; entry names are unique forever (pid,
+ * start times, random nonce), so a late or duplicate breaker gets ENOENT and can never remove a
+ * live holder's entry. No step needs a conditional unlink.
+ */
+export class RegistryLock {
+  readonly path: string;
+  readonly #dir: string;
+  readonly #name: string;
+
+  constructor(dir: string, name: string) {
+    this.#dir = dir;
+    this.#name = name;
+    this.path = registryPath(dir, name);
+  }
+
+  /** Run `fn` holding the registry lock. */
+  run<T>(fn: () => T): T {
+    const entry = this.#acquire();
+    try {
+      return fn();
+    } finally {
+      this.#release(entry);
+    }
+  }
+
+  #acquire(): string {
+    const t = selfThread();
+    const entry =
+      `o.${process.pid}.${selfStartTime()}.${t.tid}.${t.start}.${selfPidNamespace()}.` +
+      randomBytes(6).toString('hex');
+    let tmp: string;
+    for (;;) {
+      tmp = tempPath(this.#dir, this.#name, 'lock');
+      try {
+        fs.mkdirSync(tmp, { mode: 0o700 });
+        break;
+      } catch (err) {
+        if (errno(err) !== 'EEXIST') throw ioError(`cannot create ${tmp}`, err);
+      }
+    }
+    try {
+      fs.closeSync(fs.openSync(path.join(tmp, entry), 'wx', 0o600));
+    } catch (err) {
+      removeQuietly(tmp);
+      throw ioError(`cannot create the registry entry in ${tmp}`, err);
+    }
+    let backoff = 0.05;
+    let patienceEnd = performance.now() + REGISTRY_PATIENCE_MS;
+    for (;;) {
+      try {
+        fs.renameSync(tmp, this.path);
+        return entry;
+      } catch (err) {
+        const code = errno(err);
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') {
+          removeQuietly(tmp, entry);
+          throw this.#renameError(err);
+        }
+      }
+      let broke: boolean;
+      try {
+        broke = this.#breakDeadHolders();
+      } catch (err) {
+        removeQuietly(tmp, entry);
+        throw err;
+      }
+      if (broke) {
+        patienceEnd = performance.now() + REGISTRY_PATIENCE_MS;
+        continue;
+      }
+      if (performance.now() > patienceEnd) {
+        removeQuietly(tmp, entry);
+        throw new BakeryError(
+          'BAKERY_TIMEOUT',
+          `the registry lock ${this.path} stayed held for ${REGISTRY_PATIENCE_MS} ms by a live process`,
+        );
+      }
+      sleep(backoff);
+      backoff = Math.min(backoff * 2, 4);
+    }
+  }
+
+  #release(entry: string): void {
+    // Our entry first: from here the directory is empty, i.e. free; the rmdir is tidying only
+    // and fails harmlessly (ENOTEMPTY) when the next holder's directory already replaced ours.
+    try {
+      fs.unlinkSync(path.join(this.path, entry));
+    } catch {
+      // nothing we can do; a breaker only removes entries of dead owners
+    }
+    try {
+      fs.rmdirSync(this.path);
+    } catch {
+      // ENOTEMPTY: someone holds it now; ENOENT: already tidied
+    }
+  }
+
+  /** Remove the entries of dead holders. True when something changed and a retry may succeed. */
+  #breakDeadHolders(): boolean {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(this.path);
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return true;
+      throw ioError(`cannot stat ${this.path}`, err);
+    }
+    if (!st.isDirectory()) {
+      throw new BakeryError(
+        'BAKERY_BAD_LAYOUT',
+        `${this.path} is not a bakery registry directory (a ${st.isSymbolicLink() ? 'symbolic link' : 'non-directory'} is in its place)`,
+      );
+    }
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(this.path);
+    } catch (err) {
+      const code = errno(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return true;
+      return false; // EACCES (another user's registry): wait for it like for any holder
+    }
+    if (entries.length === 0) return true;
+    let broke = false;
+    for (const e of entries) {
+      const owner = parseOwner(e);
+      if (owner === null || !ownerIsDead(owner)) continue;
+      try {
+        fs.unlinkSync(path.join(this.path, e));
+        broke = true;
+      } catch (err) {
+        if (errno(err) === 'ENOENT') broke = true;
+      }
+    }
+    return broke;
+  }
+
+  #renameError(err: unknown): BakeryError {
+    const code = errno(err);
+    if (code === 'ENOTDIR' || code === 'EISDIR') {
+      return new BakeryError(
+        'BAKERY_BAD_LAYOUT',
+        `${this.path} is not a bakery registry directory`,
+        { cause: err },
+      );
+    }
+    if (code === 'EPERM' || code === 'EACCES') {
+      return new BakeryError(
+        'BAKERY_FOREIGN_OWNER',
+        `the registry ${this.path} belongs to another user and cannot be taken over`,
+        { cause: err },
+      );
+    }
+    return ioError(`cannot take the registry lock ${this.path}`, err);
+  }
+}
+
+function ioError(message: string, cause: unknown): BakeryError {
+  return new BakeryError('BAKERY_IO', `${message}: ${(cause as Error).message}`, { cause });
+}
+
+/** Remove our private temp directory (and its entry) after a failed acquisition. */
+function removeQuietly(dir: string, entry?: string): void {
+  try {
+    if (entry !== undefined) fs.unlinkSync(path.join(dir, entry));
+    else fs.rmSync(dir, { recursive: true, force: true });
+  } catch {
+    // best effort
+  }
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    // best effort
+  }
+}

@@ -1,0 +1,12 @@
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+/** A fresh private directory for lock files: on /dev/shm (tmpfs) when there is one. */
+export function freshDir(): string {
+  const base = fs.existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  return fs.mkdtempSync(path.join(base, 'bakery-shm-test-'));
+}
+
+/** The package's built entry, as participants import it. */
+export const distEntry = new URL('../dist/index.js', import.meta.url).href;
