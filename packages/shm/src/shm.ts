@@ -112,6 +112,11 @@ function attach(file: string, allowForeignOwner: boolean): Opened | null {
         { cause: err },
       );
     }
+    if (code === 'EISDIR') {
+      throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is a directory, not a bakery lock file`, {
+        cause: err,
+      });
+    }
     if (code === 'EACCES' || code === 'EPERM') {
       const foreign = foreignOwner(file);
       throw new BakeryError(

@@ -1,0 +1,362 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { bytesFor, H, S, slotBase } from '@bakery/core';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { openMutex, removeMutex, ShmCells } from '../src/index.js';
+import { ownerIsDead, selfPidNamespace, selfStartTime, selfThread } from '../src/proc.js';
+import { distEntry, freshDir } from './helpers.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = freshDir();
+});
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code ?? `uncoded ${(err as Error).name}`;
+  }
+  return 'no error';
+}
+
+/** Every entry of the lock directory with its type and bytes, to prove nothing changed. */
+function listing(d = dir): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of fs.readdirSync(d).sort()) {
+    const p = path.join(d, e);
+    const st = fs.lstatSync(p);
+    out[e] = st.isSymbolicLink()
+      ? `symlink -> ${fs.readlinkSync(p)}`
+      : st.isFile()
+        ? `file ${st.mode.toString(8)} ${st.uid} ${fs.readFileSync(p).toString('hex')}`
+        : `other ${st.mode.toString(8)}`;
+  }
+  return out;
+}
+
+/** A valid 4-slot lock file, closed again; returns its path. */
+function makeLock(name: string, slots = 4): string {
+  const m = openMutex(name, { slots, dir });
+  m.close();
+  return m.path;
+}
+
+/** Rewrite one 32-bit cell of a file in place. */
+function poke(file: string, cell: number, value: number): void {
+  const fd = fs.openSync(file, 'r+');
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value, 0);
+  fs.writeSync(fd, b, 0, 4, cell * 4);
+  fs.closeSync(fd);
+}
+
+describe('names', () => {
+  const bad: [string, unknown][] = [
+    ['empty', ''],
+    ['leading dot', '.x'],
+    ['dot-dot', '..'],
+    ['single dot', '.'],
+    ['slash', 'a/b'],
+    ['path escape', '../etc'],
+    ['NUL byte', 'a\0b'],
+    ['201 characters', 'n'.repeat(201)],
+    ['unicode', 'schlöss'],
+    ['space', 'a b'],
+    ['not a string', 42],
+  ];
+  for (const [what, name] of bad) {
+    test(`a name with ${what} is BAKERY_BAD_NAME and creates nothing`, () => {
+      const before = listing();
+      expect(codeOf(() => openMutex(name as string, { slots: 4, dir }))).toBe('BAKERY_BAD_NAME');
+      expect(codeOf(() => removeMutex(name as string, { dir }))).toBe('BAKERY_BAD_NAME');
+      expect(listing()).toEqual(before);
+      expect(listing(path.dirname(dir))[path.basename(dir)]).toBeDefined();
+    });
+  }
+
+  test('200 characters of [A-Za-z0-9._-] is a good name', () => {
+    const name = `A-z_0.9${'n'.repeat(193)}`;
+    const m = openMutex(name, { slots: 2, dir });
+    expect(path.basename(m.path)).toBe(`bakery.${name}`);
+    m.close();
+    expect(removeMutex(name, { dir })).toBe(true);
+  });
+});
+
+describe('planted symlinks', () => {
+  test('a symlink at the lock path pointing at a file of ours fails with a coded error and leaves the file byte-for-byte unchanged', () => {
+    const outside = freshDir();
+    try {
+      const precious = path.join(outside, 'precious.txt');
+      fs.writeFileSync(precious, 'do not touch\n'.repeat(10));
+      fs.symlinkSync(precious, path.join(dir, 'bakery.victim'));
+      const target = listing(outside);
+      const before = listing();
+      for (const options of [{ slots: 4 }, {}, { slots: 4, create: false }]) {
+        expect(codeOf(() => openMutex('victim', { ...options, dir }))).toBe('BAKERY_BAD_LAYOUT');
+      }
+      expect(listing(outside)).toEqual(target);
+      expect(listing()).toEqual(before);
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  test('a symlink at the lock path pointing at a valid lock of ours is refused too, and that lock is untouched', () => {
+    const real = makeLock('real');
+    fs.symlinkSync(real, path.join(dir, 'bakery.alias'));
+    const before = listing();
+    expect(codeOf(() => openMutex('alias', { slots: 4, dir }))).toBe('BAKERY_BAD_LAYOUT');
+    expect(listing()).toEqual(before);
+  });
+
+  test('a symlink planted at the registry path fails the slot claim with a coded error and leaves its target untouched', () => {
+    const real = makeLock('reg');
+    const outside = freshDir();
+    try {
+      fs.writeFileSync(path.join(outside, 'keep'), 'keep');
+      fs.symlinkSync(outside, path.join(dir, '.bakery.reg.registry'));
+      const target = listing(outside);
+      const lockBytes = fs.readFileSync(real);
+      expect(codeOf(() => openMutex('reg', { dir }))).toBe('BAKERY_BAD_LAYOUT');
+      expect(listing(outside)).toEqual(target);
+      expect(fs.readFileSync(real)).toEqual(lockBytes);
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  test('removeMutex unlinks a planted symlink, never its target', () => {
+    const outside = freshDir();
+    try {
+      fs.writeFileSync(path.join(outside, 'precious'), 'x');
+      fs.symlinkSync(path.join(outside, 'precious'), path.join(dir, 'bakery.gone'));
+      const target = listing(outside);
+      expect(removeMutex('gone', { dir })).toBe(true);
+      expect(listing(outside)).toEqual(target);
+      expect(listing()).toEqual({});
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('ownership and permissions', () => {
+  test('a lock file owned by another uid is BAKERY_FOREIGN_OWNER and untouched; allowForeignOwner: true opens it', () => {
+    const file = makeLock('theirs');
+    fs.chownSync(file, 65534, 65534);
+    const before = listing();
+    expect(codeOf(() => openMutex('theirs', { dir }))).toBe('BAKERY_FOREIGN_OWNER');
+    expect(codeOf(() => openMutex('theirs', { slots: 4, dir }))).toBe('BAKERY_FOREIGN_OWNER');
+    expect(listing()).toEqual(before);
+    const m = openMutex('theirs', { dir, allowForeignOwner: true });
+    m.lockSync().release();
+    m.close();
+    expect(fs.statSync(file).uid).toBe(65534);
+  });
+
+  test('a new lock file has mode 0600 by default', () => {
+    const m = openMutex('private', { slots: 2, dir });
+    expect(fs.statSync(m.path).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(m.path).size).toBe(bytesFor(2));
+    m.close();
+  });
+
+  test('the mode option is applied exactly, whatever the umask', () => {
+    const old = process.umask(0o077);
+    try {
+      const a = openMutex('group', { slots: 2, dir, mode: 0o660 });
+      expect(fs.statSync(a.path).mode & 0o777).toBe(0o660);
+      a.close();
+    } finally {
+      process.umask(old);
+    }
+    const b = openMutex('readable', { slots: 2, dir, mode: 0o644 });
+    expect(fs.statSync(b.path).mode & 0o777).toBe(0o644);
+    b.close();
+    expect(codeOf(() => openMutex('bad-mode', { slots: 2, dir, mode: 0o4777 }))).toBe(
+      'BAKERY_INVALID_ARGUMENT',
+    );
+    expect(fs.existsSync(path.join(dir, 'bakery.bad-mode'))).toBe(false);
+  });
+
+  test('attaching never changes the mode or owner of an existing file', () => {
+    const file = makeLock('keep-mode');
+    fs.chmodSync(file, 0o640);
+    openMutex('keep-mode', { dir, mode: 0o600 }).close();
+    expect(fs.statSync(file).mode & 0o777).toBe(0o640);
+  });
+});
+
+describe('bad layouts are refused and left untouched', () => {
+  const cases: [string, (file: string) => void][] = [
+    ['wrong magic', (f) => poke(f, H.MAGIC, 0x12345678)],
+    ['wrong layout version', (f) => poke(f, H.VERSION, 2)],
+    ['a capacity that disagrees with the size', (f) => poke(f, H.CAPACITY, 3)],
+    ['an impossible capacity', (f) => poke(f, H.CAPACITY, 0)],
+    ['an init state that is not ready', (f) => poke(f, H.INIT, 1)],
+    ['an impossible high-water mark', (f) => poke(f, H.HIGH_WATER, 9)],
+    ['a truncated file', (f) => fs.truncateSync(f, bytesFor(4) - 64)],
+    ['a file cut inside the header', (f) => fs.truncateSync(f, 40)],
+    ['a zero-length file', (f) => fs.truncateSync(f, 0)],
+    ['a size that is not a multiple of 4', (f) => fs.truncateSync(f, bytesFor(4) + 2)],
+    ['trailing bytes', (f) => fs.appendFileSync(f, Buffer.alloc(64))],
+    [
+      'a text file',
+      (f) => {
+        fs.rmSync(f);
+        fs.writeFileSync(f, 'hello world\n'.repeat(30), { mode: 0o600 });
+      },
+    ],
+    [
+      'a directory',
+      (f) => {
+        fs.rmSync(f);
+        fs.mkdirSync(f);
+      },
+    ],
+  ];
+  for (const [what, damage] of cases) {
+    test(`${what} is BAKERY_BAD_LAYOUT and the file is unchanged`, () => {
+      const file = makeLock('damaged');
+      damage(file);
+      const before = listing();
+      expect(codeOf(() => openMutex('damaged', { dir }))).toBe('BAKERY_BAD_LAYOUT');
+      expect(codeOf(() => openMutex('damaged', { slots: 4, dir }))).toBe('BAKERY_BAD_LAYOUT');
+      expect(listing()).toEqual(before);
+    });
+  }
+
+  test('attaching with a slots option that differs from the file is BAKERY_BAD_LAYOUT and the file is unchanged', () => {
+    makeLock('sized', 4);
+    const before = listing();
+    expect(codeOf(() => openMutex('sized', { slots: 8, dir }))).toBe('BAKERY_BAD_LAYOUT');
+    expect(listing()).toEqual(before);
+    openMutex('sized', { slots: 4, dir }).close();
+  });
+
+  test('a missing lock without slots, or with create: false, is a coded error and creates nothing', () => {
+    expect(codeOf(() => openMutex('absent', { dir }))).toBe('BAKERY_INVALID_ARGUMENT');
+    expect(codeOf(() => openMutex('absent', { dir, slots: 4, create: false }))).toBe('BAKERY_IO');
+    expect(codeOf(() => openMutex('absent', { dir, slots: 0 }))).toBe('BAKERY_INVALID_ARGUMENT');
+    expect(listing()).toEqual({});
+  });
+});
+
+describe('registry lock', () => {
+  test('an entry left by a dead claimer (or a reused pid) is removed and the claim proceeds', async () => {
+    const file = makeLock('stale');
+    // A process that has certainly exited: its pid is gone (or reused with another start time).
+    const child = spawn(process.execPath, ['-e', '']);
+    const pid = child.pid!;
+    await new Promise((resolve) => child.on('exit', resolve));
+    const ns = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/pid'))![1];
+    const reg = path.join(dir, '.bakery.stale.registry');
+    fs.mkdirSync(reg);
+    fs.writeFileSync(path.join(reg, `o.${pid}.12345.${pid}.12345.${ns}.abcdef`), '');
+    const m = openMutex('stale', { dir });
+    expect(fs.existsSync(reg)).toBe(false);
+    // Our own pid with another start time is a reused pid: dead too.
+    fs.mkdirSync(reg);
+    fs.writeFileSync(path.join(reg, `o.${process.pid}.1.0.0.${ns}.abcdef`), '');
+    m.close();
+    expect(fs.existsSync(reg)).toBe(false);
+    const cells = new ShmCells(fs.openSync(file, 'r'), bytesFor(4) / 4);
+    expect(cells.load(slotBase(m.slot) + S.OWNER)).toBe(0);
+  });
+});
+
+test('owner liveness: only a certainly dead owner is dead — never one in another pid namespace, never ourselves', async () => {
+  const child = spawn(process.execPath, ['-e', '']);
+  const pid = child.pid!;
+  await new Promise((resolve) => child.on('exit', resolve));
+  const ns = selfPidNamespace();
+  const me = { pid: process.pid, start: selfStartTime(), tid: 0, tidStart: 0, ns };
+  expect(ownerIsDead(me)).toBe(false);
+  expect(ownerIsDead({ ...me, tid: selfThread().tid, tidStart: selfThread().start })).toBe(false);
+  expect(ownerIsDead({ ...me, start: me.start + 1 })).toBe(true);
+  expect(ownerIsDead({ ...me, tid: 2 ** 22 + 7, tidStart: 1 })).toBe(true);
+  expect(ownerIsDead({ ...me, pid })).toBe(true);
+  expect(ownerIsDead({ ...me, pid, ns: `${ns}0` })).toBe(false);
+});
+
+describe('creation race and removal', () => {
+  test('16 processes opening one new name at once all succeed, exactly one initialises, one inode, and their increments are exact', async () => {
+    const name = 'race';
+    const iterations = 100;
+    const barrier = fs.mkdtempSync(path.join(dir, 'barrier-'));
+    const counter = path.join(barrier, 'counter');
+    fs.writeFileSync(counter, Buffer.alloc(4));
+    const child = new URL('./fixtures/race-child.mjs', import.meta.url).pathname;
+    const runs = Array.from({ length: 16 }, (_, id) => {
+      const p = spawn(
+        process.execPath,
+        [child, distEntry, dir, name, String(id), String(iterations), counter, barrier],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      p.stdout.on('data', (d) => {
+        out += d;
+      });
+      return new Promise<{ id: number; created: boolean; ino: number }>((resolve, reject) => {
+        p.on('exit', (code) => {
+          if (code === 0) resolve(JSON.parse(out));
+          else reject(new Error(`race participant ${id} exited with ${code}`));
+        });
+      });
+    });
+    const ready = () => fs.readdirSync(barrier).filter((e) => e.startsWith('ready.')).length;
+    while (ready() < 16) await new Promise((r) => setTimeout(r, 5));
+    fs.writeFileSync(path.join(barrier, 'go'), '');
+    const reports = await Promise.all(runs);
+
+    expect(reports.filter((r) => r.created)).toHaveLength(1);
+    const file = path.join(dir, `bakery.${name}`);
+    const ino = fs.statSync(file).ino;
+    for (const r of reports) expect(r.ino).toBe(ino);
+    expect(fs.readFileSync(counter).readInt32LE(0)).toBe(16 * iterations);
+    const fd = fs.openSync(file, 'r');
+    const cells = new ShmCells(fd, bytesFor(16) / 4);
+    expect(cells.load(H.ACQUISITIONS)).toBe(16 * iterations);
+    expect(cells.load(H.HIGH_WATER)).toBeLessThanOrEqual(16);
+    expect(cells.load(H.HOLDER)).toBe(0);
+    for (let s = 0; s < 16; s++) {
+      expect(cells.load(slotBase(s) + S.OWNER)).toBe(0);
+      expect(cells.load(slotBase(s) + S.TICKET)).toBe(0);
+      expect(cells.load(slotBase(s) + S.CHOOSING)).toBe(0);
+    }
+    fs.closeSync(fd);
+    // Nothing but the lock file itself (and the barrier) is left: no temp files, no registry.
+    expect(fs.readdirSync(dir).sort()).toEqual([path.basename(barrier), `bakery.${name}`].sort());
+  });
+
+  test('removeMutex removes the file and its registry; the name can then be created afresh', () => {
+    const a = openMutex('removable', { slots: 2, dir });
+    expect(a.created).toBe(true);
+    // A leftover of a creator that died half-way is tidied too.
+    fs.writeFileSync(path.join(dir, '.bakery.removable.999999999.abcdef.tmp'), '');
+    a.close();
+    expect(removeMutex('removable', { dir })).toBe(true);
+    expect(listing()).toEqual({});
+    expect(removeMutex('removable', { dir })).toBe(false);
+    const b = openMutex('removable', { slots: 3, dir });
+    expect(b.created).toBe(true);
+    expect(b.inspect().capacity).toBe(3);
+    b.close();
+    removeMutex('removable', { dir });
+  });
+
+  test('a participant that still has the removed lock open keeps working on its own file', () => {
+    const a = openMutex('unlinked', { slots: 2, dir });
+    removeMutex('unlinked', { dir });
+    const lease = a.lockSync();
+    lease.release();
+    a.close();
+    expect(listing()).toEqual({});
+  });
+});
