@@ -36,6 +36,8 @@ export interface Backend {
   /** The parent's own (idle) instance: it never locks, it only inspects. */
   readonly mutex: Mutex;
   readonly slots: number;
+  /** Participants wait in the blocking lockSync (they read a stop message only once they get a turn). */
+  readonly blocking: boolean;
   readonly scratch: Scratch;
   start(config: ParticipantConfig): Peer;
   /** Close the parent's handles and remove named files. Synchronous, idempotent. */
@@ -109,6 +111,7 @@ async function mmapBackend(slots: number): Promise<Backend> {
     kind: 'processes (child_process.fork)',
     mutex,
     slots,
+    blocking: true,
     scratch,
     start(config) {
       // The scratch memfd goes in at fd 4; forkOptions appends the lock's memfd after it.
@@ -140,6 +143,7 @@ async function sabBackend(slots: number): Promise<Backend> {
     kind: 'worker threads',
     mutex,
     slots,
+    blocking: true,
     scratch,
     start(config) {
       const worker = new Worker(entry, {
@@ -176,6 +180,7 @@ async function shmBackend(slots: number): Promise<Backend> {
     kind: 'processes (child_process.fork)',
     mutex,
     slots,
+    blocking: false,
     scratch,
     start(config) {
       const child = forkChild(

@@ -61,8 +61,6 @@ export interface DoneMessage {
   acquisitions: number;
   /** Times the occupancy probe found someone else inside. */
   violations: number;
-  /** lockSync calls that gave up after a long wait (a wedged lock) and were retried. */
-  timeouts: number;
   /** Per kept acquisition: enter (µs after t0), hold (µs), wait (µs). */
   samples: Float64Array;
   /** µs after t0 when this participant stopped. */

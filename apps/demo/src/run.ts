@@ -140,10 +140,17 @@ export async function runDemo(
             id,
             pid: state.peer.pid,
             code,
-            signal: signal ?? (state.killedByUs && code !== 0 ? 'terminated by the demo' : null),
+            signal,
             error: state.done?.error ?? null,
+            forced: state.killedByUs,
           });
-          if (!state.killedByUs) stopAll('crash');
+          if (!state.killedByUs) {
+            stopAll('crash');
+            // A holder that died inside the critical section wedges the lock: participants
+            // blocked in lockSync can never get the turn in which they would read the stop.
+            const held = backend.mutex.inspect().holder;
+            if (backend.blocking && held !== null && held === state.slot) killAll();
+          }
         }
         wake();
       });
@@ -192,6 +199,7 @@ export async function runDemo(
       maxTicket: snapshot.maxTicket,
       stoppedBy: stopReason,
       casualties: casualties.sort((a, b) => a.id - b.id),
+      pids: states.map((s) => s.peer.pid),
     });
     if (snapshot.holder !== null) {
       const holder = states.find((s) => s.slot === snapshot.holder);

@@ -9,6 +9,8 @@ export interface Casualty {
   signal: string | null;
   /** Its error message, when it reported one. */
   error: string | null;
+  /** The demo killed it: it did not stop in time after a stop, or was waiting on a dead holder. */
+  forced: boolean;
 }
 
 /** Everything the demo measured and checked; printed as text, or as JSON with `--json`. */
@@ -52,13 +54,13 @@ export interface Summary {
     /** Recorded critical sections that overlap in time. */
     overlaps: number;
   };
-  /** Waits that gave up after a second and took a new ticket (0 unless the lock was wedged). */
-  retriedWaits: number;
   /** False when the per-participant sample cap was hit (statistics cover the kept samples). */
   allSampled: boolean;
   /** Set when the run was cut short. */
   stoppedBy: 'interrupt' | 'crash' | null;
   casualties: Casualty[];
+  /** OS process ids of the participants (all the same for worker threads). */
+  pids: number[];
   /** Human-readable reasons for `ok === false`. */
   problems: string[];
 }
@@ -76,6 +78,7 @@ export interface RunRecord {
   maxTicket: number;
   stoppedBy: 'interrupt' | 'crash' | null;
   casualties: Casualty[];
+  pids: number[];
 }
 
 /** One critical section, flattened from the participants' samples (times in µs after go). */
@@ -143,11 +146,17 @@ export function summarize(run: RunRecord): Summary {
 
   const problems: string[] = [];
   for (const c of run.casualties) {
-    const how = c.signal !== null ? `killed by ${c.signal}` : `exited with code ${c.code}`;
+    if (c.forced) continue;
+    const how = c.signal !== null ? `was killed by ${c.signal}` : `exited with code ${c.code}`;
     problems.push(
       `participant ${c.id} (pid ${c.pid}) ${how}${c.error ? `: ${c.error.split('\n')[0]}` : ''}`,
     );
   }
+  const forced = run.casualties.filter((c) => c.forced).length;
+  if (forced > 0)
+    problems.push(
+      `${forced} participant${forced === 1 ? ' was' : 's were'} still waiting and had to be killed by the demo`,
+    );
   if (run.casualties.length === 0 && run.counter !== acquisitions)
     problems.push(`counter is ${run.counter} but participants report ${acquisitions} acquisitions`);
   if (occupancy + overlaps > 0)
@@ -185,10 +194,10 @@ export function summarize(run: RunRecord): Summary {
     holdUs: quantile(holds, 0.5),
     maxTicket: run.maxTicket,
     violations: { occupancy, overlaps },
-    retriedWaits: reports.reduce((a, r) => a + r.timeouts, 0),
     allSampled,
     stoppedBy: run.stoppedBy,
     casualties: run.casualties,
+    pids: run.pids,
     problems,
   };
 }
@@ -199,12 +208,14 @@ const secs = (ms: number) => `${fix(ms / 1e3, 2)} s`;
 
 /** The summary as aligned text lines (also the SVG's caption). */
 export function summaryLines(s: Summary): string[] {
-  const who = s.kind.startsWith('worker') ? 'threads' : 'processes';
+  const threads = s.kind.startsWith('worker');
+  const who = threads ? 'threads' : 'processes';
+  const one = threads ? 'thread' : 'process';
   const lines = [
     `bakery demo: ${s.participants} ${s.kind} over @bakery/${s.backend}, ${s.bound}`,
     `  startup      ${s.participants} ${who} opened the lock in ${secs(s.startupMs)}, then a start barrier let them all go at once`,
-    `  acquisitions ${int(s.acquisitions)} in ${secs(s.durationMs)} = ${int(s.perSecond)}/s   shared counter ${int(s.counter)} ${s.counter === s.acquisitions ? '= sum of reports' : '≠ sum of reports'}`,
-    `  fairness     per ${who.slice(0, -2)} min ${int(s.perParticipant.min)} · median ${int(s.perParticipant.median)} · max ${int(s.perParticipant.max)}   Jain's index ${fix(s.jain, 4)}`,
+    `  acquisitions ${int(s.acquisitions)} in ${secs(s.durationMs)} = ${int(s.perSecond)}/s   shared counter ${int(s.counter)} ${s.counter === s.acquisitions ? '= sum of reports' : '≠ sum of reports'}${s.casualties.length > 0 ? ` (${s.casualties.length} did not report)` : ''}`,
+    `  fairness     per ${one} min ${int(s.perParticipant.min)} · median ${int(s.perParticipant.median)} · max ${int(s.perParticipant.max)}   Jain's index ${fix(s.jain, 4)}`,
   ];
   if (s.turnsBetween !== null)
     lines.push(
@@ -215,8 +226,6 @@ export function summaryLines(s: Summary): string[] {
     `  tickets      largest ever issued ${s.maxTicket} (${s.participants} participants, ${s.slots} slots)`,
     `  exclusion    ${s.violations.occupancy + s.violations.overlaps} violations (occupancy probe ${s.violations.occupancy}, overlapping critical sections ${s.violations.overlaps})`,
   );
-  if (s.retriedWaits > 0)
-    lines.push(`  retries      ${s.retriedWaits} waits gave up after 1 s and took a new ticket`);
   if (!s.allSampled)
     lines.push(
       '  note         sample cap reached: timing statistics cover the first samples of each',
