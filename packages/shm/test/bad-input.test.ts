@@ -288,7 +288,7 @@ test('owner liveness: only a certainly dead owner is dead — never one in anoth
 describe('creation race and removal', () => {
   test('16 processes opening one new name at once all succeed, exactly one initialises, one inode, and their increments are exact', async () => {
     const name = 'race';
-    const iterations = 100;
+    const iterations = 50;
     const barrier = fs.mkdtempSync(path.join(dir, 'barrier-'));
     const counter = path.join(barrier, 'counter');
     fs.writeFileSync(counter, Buffer.alloc(4));
