@@ -169,8 +169,13 @@ export async function runDemo(
 
     const t0 = process.hrtime.bigint();
     const endAt = opts.seconds !== null ? t0 + BigInt(Math.round(opts.seconds * 1e9)) : null;
-    if (stopReason === null)
+    if (stopReason === null) {
+      if (!opts.quiet)
+        io.stderr.write(
+          `${opts.procs} participants opened the lock in ${(startupMs / 1e3).toFixed(1)} s; go! Each prints its line while it holds the lock (--quiet hides them).\n`,
+        );
       for (const s of states) s.peer.send({ type: 'go', t0, endAt, iterations: opts.iterations });
+    }
 
     if (tty && opts.quiet) {
       progressTimer = setInterval(() => {
