@@ -50,3 +50,19 @@ test('cells read and write little-endian int32 words at cell × 4, one word per 
     fs.closeSync(fd);
   }
 });
+
+test('close() closes the lock file descriptor; a failed open leaves none behind', () => {
+  const fds = () => fs.readdirSync('/proc/self/fd').length;
+  const before = fds();
+  const a = openMutex('fds', { slots: 1, dir });
+  expect(fds()).toBe(before + 1);
+  expect(() => openMutex('fds', { dir })).toThrow(
+    expect.objectContaining({ code: 'BAKERY_NO_FREE_SLOT' }),
+  );
+  expect(() => openMutex('fds', { slots: 2, dir })).toThrow(
+    expect.objectContaining({ code: 'BAKERY_BAD_LAYOUT' }),
+  );
+  expect(fds()).toBe(before + 1);
+  a.close();
+  expect(fds()).toBe(before);
+});
