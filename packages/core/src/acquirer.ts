@@ -53,6 +53,11 @@ export class Acquirer {
     this.base = slotBase(slot);
   }
 
+  /** The slot the waiting scan is at (it may be blocked behind another one). */
+  get scanSlot(): number {
+    return this.phase === 1 ? this.j : -1;
+  }
+
   /** Start a new acquisition. */
   begin(): void {
     this.phase = 0;

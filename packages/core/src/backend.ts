@@ -53,9 +53,9 @@ export interface Cells {
 export interface Identity {
   /** Process id (non-zero). */
   pid: number;
-  /** Thread id + 1 within the process (0 = main thread / unknown). */
+  /** OS thread id (Linux tid; equals pid on the main thread), 0 = unknown. */
   tid: number;
-  /** Process (or thread) start time in clock ticks since boot; 0 = unknown. */
+  /** Start time of that thread (task) in clock ticks since boot; 0 = unknown. */
   startTime: number;
 }
 
@@ -65,6 +65,12 @@ export interface Backend {
   readonly cells: Cells;
   /** Identity written into claimed slots. Defaults to `{ pid: process.pid, tid: 0, startTime: 0 }`. */
   identity?(): Identity;
+  /**
+   * Whether the owner recorded in a slot still runs. Return `false` ONLY when that is certain
+   * (core then reaps the slot: a wrong `false` breaks mutual exclusion); anything doubtful is
+   * `true`. Without it, core never reaps and a participant that dies wedges the lock.
+   */
+  isAlive?(owner: Identity): boolean;
   /**
    * Whether the synchronous API may block this thread with {@link Cells.wait}. A backend sets
    * this to false where blocking waits are refused (a browser main thread); core then sleeps

@@ -52,9 +52,9 @@ export const S = {
   SLEEPERS: 2,
   /** Claim word: 0 = free, else the owner's pid (or another non-zero token). */
   OWNER: 3,
-  /** Owner's thread id + 1 (0 for a process's main thread when unknown). */
+  /** Owner's OS thread id (Linux tid; = pid on the main thread), 0 = unknown. */
   OWNER_TID: 4,
-  /** Owner's process start time, low and high 32 bits (clock ticks since boot, 0 = unknown). */
+  /** Owner thread's start time, low and high 32 bits (clock ticks since boot, 0 = unknown). */
   OWNER_START_LO: 5,
   OWNER_START_HI: 6,
 } as const;

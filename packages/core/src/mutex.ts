@@ -1,7 +1,7 @@
 import { Acquirer, BLOCKED, DONE, STEP_BACK, type TraceHooks } from './acquirer.js';
 import type { Backend, Cells, Identity } from './backend.js';
 import { BakeryError } from './errors.js';
-import { BLACK, H, S, slotBase } from './layout.js';
+import { BLACK, H, S, slotBase, WHITE } from './layout.js';
 import { validateLayout } from './memory.js';
 import { checkTimeout, rangeError, typeError } from './validate.js';
 
@@ -17,6 +17,12 @@ export interface MutexOptions {
   spin?: number;
   /** Diagnostics hooks at doorway boundaries (the conformance suite uses them to check FIFO). */
   trace?: TraceHooks;
+  /**
+   * A waiter stuck behind the same participant for this long (ms) checks whether that
+   * participant is still alive, and reaps it if it is certainly dead (default 250). Only
+   * backends that can tell liveness reap.
+   */
+  staleAfterMs?: number;
 }
 
 /** Options of {@link Mutex.lock}. */
@@ -118,6 +124,7 @@ export interface Mutex {
 }
 
 const BACKSTOP_MS = 50;
+const DEFAULT_STALE_MS = 250;
 const MIN_SLEEP_MS = 0.02;
 const MAX_SLEEP_MS = 2;
 const DEFAULT_SPIN = 16;
@@ -216,6 +223,12 @@ export class BakeryMutex implements Mutex {
   readonly #spin: number;
   readonly #blockingWait: boolean;
   readonly #slot: number;
+  readonly #identity: Identity;
+  readonly #staleAfter: number;
+  /** Longest single sleep: the backstop, and short enough to notice a stale owner in time. */
+  readonly #slice: number;
+  readonly #isAlive: ((owner: Identity) => boolean) | undefined;
+  #lastTryCheck = 0;
   #closed = false;
   #lease: LeaseImpl | null = null;
   #busy = false;
@@ -241,6 +254,13 @@ export class BakeryMutex implements Mutex {
     const spin = options.spin ?? DEFAULT_SPIN;
     if (!Number.isInteger(spin) || spin < 0)
       throw rangeError('spin must be a non-negative integer');
+    const stale = options.staleAfterMs ?? DEFAULT_STALE_MS;
+    if (typeof stale !== 'number' || !(stale > 0)) {
+      throw rangeError('staleAfterMs must be a positive number');
+    }
+    this.#staleAfter = stale;
+    this.#slice = Math.min(BACKSTOP_MS, stale / 2);
+    this.#isAlive = backend.isAlive?.bind(backend);
     this.#capacity = validateLayout(cells);
     this.#backend = backend;
     this.#cells = cells;
@@ -251,8 +271,10 @@ export class BakeryMutex implements Mutex {
       cells.notify !== undefined &&
       cells.compareExchange !== undefined &&
       backend.canBlock !== false;
-    this.#slot = this.#claim((backend.identity ?? defaultIdentity)());
+    this.#identity = (backend.identity ?? defaultIdentity)();
+    this.#slot = this.#claim(this.#identity);
     this.#acq = new Acquirer(cells, this.#slot, options.trace);
+    trackOpen(this);
   }
 
   get held(): boolean {
@@ -280,7 +302,16 @@ export class BakeryMutex implements Mutex {
     this.#checkOpen();
     if (this.#lease !== null || this.#busy) return null;
     const acq = this.#acq;
-    if (!acq.idle()) return null;
+    if (!acq.idle()) {
+      // Someone holds or waits. If it has looked that way for a while, make sure it is not a
+      // dead participant (at most once per staleAfterMs: a liveness check reads /proc).
+      const now = performance.now();
+      if (this.#isAlive !== undefined && now - this.#lastTryCheck >= this.#staleAfter) {
+        this.#lastTryCheck = now;
+        this.#reapDead();
+      }
+      return null;
+    }
     acq.begin();
     const r = acq.advance();
     if (r === DONE) return this.#enter();
@@ -352,6 +383,34 @@ export class BakeryMutex implements Mutex {
       );
     }
     this.#closed = true;
+    untrackOpen(this);
+    this.#freeSlot();
+    this.#backend.close?.();
+  }
+
+  /**
+   * @internal The process (or worker) is exiting without close(): leave the lock as a death
+   * would, but at once — withdraw a pending acquisition; if held, mark the owner dead (the data
+   * it protected may be half-updated), hand the colour on and drop the ticket; free the slot.
+   */
+  abandon(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    untrackOpen(this);
+    const cells = this.#cells;
+    if (this.#lease !== null) {
+      if (cells.load(H.OWNER_DIED) !== 2) cells.store(H.OWNER_DIED, 1);
+      cells.store(H.HOLDER, 0);
+      this.#acq.exit();
+      this.#lease = null;
+    } else if (this.#busy) {
+      this.#acq.withdraw();
+    }
+    this.#freeSlot();
+    this.#backend.close?.();
+  }
+
+  #freeSlot(): void {
     const cells = this.#cells;
     const b = slotBase(this.#slot);
     const free = () => {
@@ -363,7 +422,108 @@ export class BakeryMutex implements Mutex {
     };
     if (cells.compareExchange !== undefined) free();
     else cells.withRegistryLock!(free);
-    this.#backend.close?.();
+  }
+
+  #ownerOf(s: number): Identity | null {
+    const cells = this.#cells;
+    const b = slotBase(s);
+    const pid = cells.load(b + S.OWNER);
+    if (pid === 0) return null;
+    return {
+      pid,
+      tid: cells.load(b + S.OWNER_TID),
+      startTime:
+        (cells.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 +
+        (cells.load(b + S.OWNER_START_LO) >>> 0),
+    };
+  }
+
+  /** Is slot `s` owned by a participant that is certainly dead? Returns its identity if so. */
+  #deadOwner(s: number): Identity | null {
+    if (s < 0 || s === this.#slot || this.#isAlive === undefined) return null;
+    if (s >= this.#capacity) return null;
+    const owner = this.#ownerOf(s);
+    if (owner === null || this.#isAlive(owner)) return null;
+    return owner;
+  }
+
+  /**
+   * Reap every slot below the high-water mark whose owner is certainly dead. Returns how many
+   * slots were freed. Used by tryLock (rate-limited), a full slot table, and `reap()` tools.
+   */
+  #reapDead(): number {
+    const hwm = this.#cells.load(H.HIGH_WATER);
+    let n = 0;
+    for (let s = 0; s < hwm; s++) {
+      const dead = this.#deadOwner(s);
+      if (dead !== null && this.#reap(s, dead)) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Free slot `j` of a dead owner, serialised with other reapers (the REAPER word by
+   * compareExchange, else the backend's registry lock). Under it: re-check that j still has
+   * the same dead owner; if j died inside the critical section, hand the colour on exactly as
+   * its exit would and flag ownerDied; then clear j's choosing and ticket (for a dead waiter
+   * this is a withdrawal: no colour write) and free the slot; wake everyone sleeping on j.
+   */
+  #reap(j: number, dead: Identity): boolean {
+    const cells = this.#cells;
+    const body = (): boolean => {
+      const now = this.#ownerOf(j);
+      if (
+        now === null ||
+        now.pid !== dead.pid ||
+        now.tid !== dead.tid ||
+        now.startTime !== dead.startTime ||
+        this.#isAlive!(now)
+      ) {
+        return false;
+      }
+      const b = slotBase(j);
+      if (cells.load(H.HOLDER) === j + 1) {
+        const t = cells.load(b + S.TICKET);
+        if (cells.load(H.OWNER_DIED) !== 2) cells.store(H.OWNER_DIED, 1);
+        cells.store(H.HOLDER, 0);
+        if (t !== 0) cells.store(H.COLOUR, (t & 1) === BLACK ? WHITE : BLACK);
+      }
+      cells.store(b + S.CHOOSING, 0);
+      cells.store(b + S.TICKET, 0);
+      cells.store(b + S.OWNER_TID, 0);
+      cells.store(b + S.OWNER_START_LO, 0);
+      cells.store(b + S.OWNER_START_HI, 0);
+      cells.store(b + S.OWNER, 0);
+      if (cells.notify !== undefined) {
+        cells.notify(b + S.TICKET, Number.POSITIVE_INFINITY);
+        cells.notify(b + S.CHOOSING, Number.POSITIVE_INFINITY);
+      }
+      return true;
+    };
+    if (cells.compareExchange === undefined) return cells.withRegistryLock!(body);
+    // The REAPER word holds the reaper's thread id (system-wide unique among live threads, and
+    // known before a slot is claimed), so a reaper that died mid-reap can itself be detected.
+    const me = this.#identity.tid || this.#identity.pid;
+    for (;;) {
+      const r = cells.compareExchange(H.REAPER, 0, me);
+      if (r === 0) break;
+      if (r === me || this.#isAlive!({ pid: r, tid: 0, startTime: 0 })) return false;
+      cells.compareExchange(H.REAPER, r, 0);
+    }
+    try {
+      return body();
+    } finally {
+      cells.store(H.REAPER, 0);
+    }
+  }
+
+  /** Called while stuck: reap the slot we sleep behind and the slot the scan is at, if dead. */
+  #checkStale(): void {
+    const acq = this.#acq;
+    for (const s of [acq.blockSlot, acq.scanSlot]) {
+      const dead = this.#deadOwner(s);
+      if (dead !== null) this.#reap(s, dead);
+    }
   }
 
   /** @internal */
@@ -420,7 +580,10 @@ export class BakeryMutex implements Mutex {
       }
       return -1;
     };
-    const s = cas !== undefined ? attempt() : cells.withRegistryLock!(attempt);
+    let s = cas !== undefined ? attempt() : cells.withRegistryLock!(attempt);
+    if (s < 0 && this.#isAlive !== undefined && this.#reapDead() > 0) {
+      s = cas !== undefined ? attempt() : cells.withRegistryLock!(attempt);
+    }
     if (s < 0) {
       throw new BakeryError(
         'BAKERY_NO_FREE_SLOT',
@@ -456,6 +619,7 @@ export class BakeryMutex implements Mutex {
     let spins = 0;
     let backoff = MIN_SLEEP_MS;
     let lastCell = -1;
+    let stuckSince = -1;
     for (;;) {
       let r = acq.advance();
       if (r === DONE) return;
@@ -470,12 +634,20 @@ export class BakeryMutex implements Mutex {
         lastCell = acq.blockCell;
         spins = 0;
         backoff = MIN_SLEEP_MS;
+        stuckSince = -1;
       }
       if (spins++ < this.#spin) continue;
-      const left = deadline - performance.now();
+      const now = performance.now();
+      const left = deadline - now;
       if (left <= 0) {
         acq.withdraw();
         throw timeoutError();
+      }
+      if (stuckSince < 0) stuckSince = now;
+      else if (now - stuckSince >= this.#staleAfter) {
+        stuckSince = now;
+        this.#checkStale();
+        continue;
       }
       if (this.#blockingWait) {
         // Announce, re-check, then sleep only on the value just read: a releaser stores the
@@ -484,7 +656,7 @@ export class BakeryMutex implements Mutex {
         addCell(cells, counter, 1);
         r = acq.advance();
         if (r === BLOCKED && slotBase(acq.blockSlot) + S.SLEEPERS === counter) {
-          cells.wait!(acq.blockCell, acq.blockValue, Math.min(left, BACKSTOP_MS));
+          cells.wait!(acq.blockCell, acq.blockValue, Math.min(left, this.#slice));
         }
         addCell(cells, counter, -1);
         if (r === DONE) return;
@@ -506,6 +678,7 @@ export class BakeryMutex implements Mutex {
     let spins = 0;
     let backoff = MIN_SLEEP_MS;
     let lastCell = -1;
+    let stuckSince = -1;
     for (;;) {
       let r = acq.advance();
       if (r === DONE) return;
@@ -521,16 +694,24 @@ export class BakeryMutex implements Mutex {
         lastCell = acq.blockCell;
         spins = 0;
         backoff = MIN_SLEEP_MS;
+        stuckSince = -1;
       }
       if (spins++ < this.#spin) continue;
       if (signal?.aborted) {
         acq.withdraw();
         throw abortError(signal);
       }
-      const left = deadline - performance.now();
+      const now = performance.now();
+      const left = deadline - now;
       if (left <= 0) {
         acq.withdraw();
         throw timeoutError();
+      }
+      if (stuckSince < 0) stuckSince = now;
+      else if (now - stuckSince >= this.#staleAfter) {
+        stuckSince = now;
+        this.#checkStale();
+        continue;
       }
       if (canWait) {
         const counter = slotBase(acq.blockSlot) + S.SLEEPERS;
@@ -538,7 +719,7 @@ export class BakeryMutex implements Mutex {
         r = acq.advance();
         try {
           if (r === BLOCKED && slotBase(acq.blockSlot) + S.SLEEPERS === counter) {
-            const p = cells.waitAsync!(acq.blockCell, acq.blockValue, Math.min(left, BACKSTOP_MS));
+            const p = cells.waitAsync!(acq.blockCell, acq.blockValue, Math.min(left, this.#slice));
             await (signal === undefined ? p : raceAbort(p, signal));
           }
         } finally {
@@ -586,6 +767,36 @@ export class BakeryMutex implements Mutex {
     w.cleanup?.();
     this.#start(w);
   }
+}
+
+/**
+ * Instances open in this thread, so that a process (or worker) exiting without close() frees
+ * its slots — and, if it exits holding the lock, leaves it the way a death would (ownerDied).
+ * `worker.terminate()` and SIGKILL run no exit handlers: those owners are reaped instead.
+ */
+const open = new Set<BakeryMutex>();
+let hooked = false;
+
+function trackOpen(m: BakeryMutex): void {
+  open.add(m);
+  if (hooked) return;
+  const proc = (globalThis as { process?: { once?(event: string, fn: () => void): unknown } })
+    .process;
+  if (typeof proc?.once !== 'function') return;
+  hooked = true;
+  proc.once('exit', () => {
+    for (const m of open) {
+      try {
+        m.abandon();
+      } catch {
+        // best effort at exit: the survivors' reapers handle whatever is left
+      }
+    }
+  });
+}
+
+function untrackOpen(m: BakeryMutex): void {
+  open.delete(m);
 }
 
 /** Resolves when `p` settles or `signal` aborts, whichever is first (the wait is then re-checked). */

@@ -5,7 +5,7 @@
 //   node bench/bench.mjs [--window ms] [--runs n]
 import { fork } from 'node:child_process';
 import * as os from 'node:os';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import * as mmap from '@bakery/mmap';
 import * as sab from '@bakery/sab';
 
@@ -62,10 +62,15 @@ if (process.argv[2] === 'mmap-child') {
   const contended = async (kind, p) => {
     const results = [];
     for (let r = 0; r < runs; r++) {
-      const m = kind === 'mmap' ? mmap.createMutex({ slots: p + 1 }) : sab.createMutex({ slots: p + 1 });
+      const m =
+        kind === 'mmap' ? mmap.createMutex({ slots: p + 1 }) : sab.createMutex({ slots: p + 1 });
       const peers = Array.from({ length: p }, () =>
         kind === 'mmap'
-          ? fork(new URL(import.meta.url).pathname, ['mmap-child', String(windowMs)], m.forkOptions())
+          ? fork(
+              new URL(import.meta.url).pathname,
+              ['mmap-child', String(windowMs)],
+              m.forkOptions(),
+            )
           : new Worker(new URL(import.meta.url), { workerData: { handle: m.handle, windowMs } }),
       );
       const next = (peer) => new Promise((resolve) => peer.once('message', resolve));
@@ -85,15 +90,25 @@ if (process.argv[2] === 'mmap-child') {
   const rows = [];
   const mm = mmap.createMutex({ slots: 2 });
   const sm = sab.createMutex({ slots: 2 });
-  rows.push(['uncontended lockSync+release (ns, P=1)', uncontended(sm).toFixed(0), uncontended(mm).toFixed(0)]);
+  rows.push([
+    'uncontended lockSync+release (ns, P=1)',
+    uncontended(sm).toFixed(0),
+    uncontended(mm).toFixed(0),
+  ]);
   mm.close();
   sm.close();
   for (const p of [4, 32]) {
     const s = await contended('sab', p);
     const m = await contended('mmap', p);
-    rows.push([`contended acquisitions/s, P=${p} (Jain fairness)`, `${s.rate.toFixed(0)} (${s.jain.toFixed(3)})`, `${m.rate.toFixed(0)} (${m.jain.toFixed(3)})`]);
+    rows.push([
+      `contended acquisitions/s, P=${p} (Jain fairness)`,
+      `${s.rate.toFixed(0)} (${s.jain.toFixed(3)})`,
+      `${m.rate.toFixed(0)} (${m.jain.toFixed(3)})`,
+    ]);
   }
-  console.log(`\n${os.cpus().length} CPUs, Node ${process.version}, window ${windowMs} ms, median of ${runs} runs\n`);
+  console.log(
+    `\n${os.cpus().length} CPUs, Node ${process.version}, window ${windowMs} ms, median of ${runs} runs\n`,
+  );
   console.log('| measure | sab (threads) | mmap (processes) |');
   console.log('|---|---|---|');
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);

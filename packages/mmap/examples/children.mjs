@@ -44,7 +44,11 @@ if (role === 'child') {
       return new Promise((resolve, reject) => {
         let report;
         child.on('message', (m) => (report = m));
-        child.on('exit', (code) => (code === 0 && report ? resolve(report.cpuMs) : reject(new Error(`child ${id} exited ${code}`))));
+        child.on('exit', (code) =>
+          code === 0 && report
+            ? resolve(report.cpuMs)
+            : reject(new Error(`child ${id} exited ${code}`)),
+        );
       });
     }),
   );

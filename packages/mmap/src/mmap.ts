@@ -1,5 +1,4 @@
 import type { ForkOptions, SpawnOptions, StdioOptions } from 'node:child_process';
-import { threadId } from 'node:worker_threads';
 import {
   BakeryError,
   bytesFor,
@@ -12,6 +11,7 @@ import {
   openOn,
   typeError,
 } from '@bakery/core';
+import { isAlive, processIdentity } from '@bakery/core/node';
 import { loadNative, type Native, type WaitResult } from './native.js';
 
 /** Environment variable that tells a child which of its fds carries the lock's memory. */
@@ -86,10 +86,6 @@ export class MmapCells implements Cells {
   }
 }
 
-function identity() {
-  return { pid: process.pid, tid: threadId + 1, startTime: 0 };
-}
-
 function withFd(
   stdio: StdioOptions | undefined,
   fd: number,
@@ -138,7 +134,8 @@ function wrap(
 ): MmapMutex {
   const backend = {
     cells,
-    identity,
+    identity: processIdentity,
+    isAlive,
     description: `mmap fd ${fd}`,
     close: ownsFd ? () => native.close(fd) : undefined,
   };

@@ -1,7 +1,7 @@
 // 16 worker threads × 20,000 lock / read–yield–write / unlock cycles through the public API,
 // half of them with lockSync and half with await lock(). Prints the count and the lock's state.
 //   node examples/sixteen-workers.mjs [workers] [iterations]
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { createMutex, openMutex } from '@bakery/sab';
 
 if (isMainThread) {
@@ -38,7 +38,8 @@ if (isMainThread) {
     }),
   );
   mutex.close();
-  process.exitCode = count === workers * iterations && leftover === 0 && snap.maxTicket <= snap.capacity ? 0 : 1;
+  process.exitCode =
+    count === workers * iterations && leftover === 0 && snap.maxTicket <= snap.capacity ? 0 : 1;
 } else {
   const { handle, counter, id, iterations } = workerData;
   const mutex = openMutex(handle);

@@ -1,4 +1,3 @@
-import { threadId } from 'node:worker_threads';
 import {
   BakeryError,
   type Cells,
@@ -10,6 +9,7 @@ import {
   openOn,
   typeError,
 } from '@bakery/core';
+import { isAlive, processIdentity } from '@bakery/core/node';
 
 /**
  * What a worker needs to join a lock: post it with `worker.postMessage(handle)` or pass it in
@@ -85,10 +85,6 @@ export class SabCells implements Cells {
   }
 }
 
-function identity() {
-  return { pid: process.pid, tid: threadId + 1, startTime: 0 };
-}
-
 /**
  * Create a lock in a fresh SharedArrayBuffer. The creating thread is the first participant;
  * hand `mutex.handle` to workers, which join with {@link openMutex}.
@@ -146,7 +142,7 @@ export function openMutex(handle: SabHandle, options?: MutexOptions): SabMutex {
     );
   }
   const cells = new SabCells(handle.buffer);
-  const mutex = openOn({ cells, identity, description: 'sab' }, options);
+  const mutex = openOn({ cells, identity: processIdentity, isAlive, description: 'sab' }, options);
   const own: SabHandle = { buffer: handle.buffer, slots: handle.slots };
   return Object.defineProperty(mutex, 'handle', { value: own, enumerable: true }) as SabMutex;
 }

@@ -1,0 +1,77 @@
+// Node-specific helpers shared by the Node backends (sab, mmap, shm): who this thread is, and
+// whether the owner of a slot is still alive. Kept out of core's main entry, which has no
+// node: imports; backends import it from '@bakery/core/node'.
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import type { Identity } from './backend.js';
+
+let cached: Identity | undefined;
+
+/**
+ * Start time of a task in clock ticks since boot: field 22 of /proc/<pid>/task/<tid>/stat,
+ * counted after the last ')' (the command name in field 2 may itself contain ') ').
+ * Returns null when the task does not exist, undefined when it cannot be read.
+ */
+export function taskStartTime(pid: number, tid: number): number | null | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ESRCH' ? null : undefined;
+  }
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state), so field 22 is rest[19].
+  const v = Number(rest[19]);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * This thread's identity: pid, the OS thread id (from /proc/thread-self, so that a worker
+ * thread that vanishes — e.g. worker.terminate(), which runs no exit handlers — can be told
+ * dead), and that task's start time (guards against pid/tid reuse). Falls back to
+ * `{ pid, tid: 0, startTime: 0 }` where /proc is missing.
+ */
+export function processIdentity(): Identity {
+  if (cached !== undefined) return cached;
+  const pid = process.pid;
+  let tid = 0;
+  let startTime = 0;
+  try {
+    const link = readlinkSync('/proc/thread-self'); // "<pid>/task/<tid>"
+    const m = /^(\d+)\/task\/(\d+)$/.exec(link);
+    if (m !== null && Number(m[1]) === pid) tid = Number(m[2]);
+  } catch {
+    // no /proc (not Linux): identity by pid alone
+  }
+  if (tid !== 0) startTime = taskStartTime(pid, tid) ?? 0;
+  cached = { pid, tid, startTime };
+  return cached;
+}
+
+/**
+ * Is the owner recorded in a slot still running? `false` only when that is certain: the pid
+ * (or its thread) is gone, or a task with that id exists but started at another time (the id
+ * was reused). Anything unreadable counts as alive.
+ */
+export function isAlive(owner: Identity): boolean {
+  if (owner.tid !== 0) {
+    const start = taskStartTime(owner.pid, owner.tid);
+    if (start === undefined) return true;
+    if (start !== null) return owner.startTime === 0 || start === owner.startTime;
+    // The task is not in /proc. If the process is visible the thread is gone (a terminated
+    // worker); if the process is not visible it may be gone or only hidden (hidepid=2, another
+    // user): let the signal probe decide.
+    if (existsSync(`/proc/${owner.pid}`)) return false;
+  }
+  return signalProbe(owner.pid);
+}
+
+/** kill(pid, 0): ESRCH means no such process; EPERM means it exists under another user. */
+function signalProbe(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
