@@ -124,7 +124,7 @@ describe('bakery-demo', () => {
         '--backend',
         backend,
         '--procs',
-        '8',
+        '4',
         '--seconds',
         '2',
         '--quiet',
@@ -135,9 +135,9 @@ describe('bakery-demo', () => {
       const s = JSON.parse(run.stdout) as Summary;
       expect(s.ok).toBe(false);
       expect(s.stoppedBy).toBe('crash');
-      expect(s.casualties.find((c) => !c.forced)).toMatchObject({ id: 4, signal: 'SIGKILL' });
-      expect(s.problems.join('\n')).toMatch(/held by participant 4/);
-      expect(s.pids).toHaveLength(8);
+      expect(s.casualties.find((c) => !c.forced)).toMatchObject({ id: 2, signal: 'SIGKILL' });
+      expect(s.problems.join('\n')).toMatch(/held by participant 2/);
+      expect(s.pids).toHaveLength(4);
       for (const pid of s.pids) expect(alive(pid), `pid ${pid}`).toBe(false);
       if (backend === 'shm')
         expect(fs.existsSync(`/dev/shm/bakery.bakery-demo-${run.pid}`)).toBe(false);
