@@ -620,14 +620,16 @@ export class BakeryMutex implements Mutex {
     let backoff = MIN_SLEEP_MS;
     let lastCell = -1;
     let stuckSince = -1;
+    let scannedAt = 0;
+    let r = acq.advance();
     for (;;) {
-      let r = acq.advance();
       if (r === DONE) return;
       if (r === STEP_BACK) {
         const left = deadline - performance.now();
         if (left <= 0) throw timeoutError();
         sleepSync(Math.min(backoff, left));
         backoff = Math.min(backoff * 2, MAX_SLEEP_MS);
+        r = acq.advance();
         continue;
       }
       if (acq.blockCell !== lastCell) {
@@ -636,7 +638,12 @@ export class BakeryMutex implements Mutex {
         backoff = MIN_SLEEP_MS;
         stuckSince = -1;
       }
-      if (spins++ < this.#spin) continue;
+      if (spins++ < this.#spin) {
+        // While spinning, re-read only the cell we are blocked on; the scan resumes when it
+        // changes. (On shm every read is a syscall: a full re-scan per spin costs O(slots).)
+        if (cells.load(acq.blockCell) !== acq.blockValue) r = acq.advance();
+        continue;
+      }
       const now = performance.now();
       const left = deadline - now;
       if (left <= 0) {
@@ -647,6 +654,7 @@ export class BakeryMutex implements Mutex {
       else if (now - stuckSince >= this.#staleAfter) {
         stuckSince = now;
         this.#checkStale();
+        r = acq.advance();
         continue;
       }
       if (this.#blockingWait) {
@@ -659,10 +667,16 @@ export class BakeryMutex implements Mutex {
           cells.wait!(acq.blockCell, acq.blockValue, Math.min(left, this.#slice));
         }
         addCell(cells, counter, -1);
-        if (r === DONE) return;
+        if (r !== DONE) r = acq.advance();
       } else {
         sleepSync(Math.min(backoff, left));
         backoff = Math.min(backoff * 2, MAX_SLEEP_MS);
+        // Poll the watched cell; re-scan fully when it changed, and every slice as a backstop
+        // for conditions that do not show in that cell (the shared colour).
+        if (cells.load(acq.blockCell) !== acq.blockValue || now - scannedAt >= this.#slice) {
+          scannedAt = now;
+          r = acq.advance();
+        }
       }
     }
   }
@@ -679,8 +693,9 @@ export class BakeryMutex implements Mutex {
     let backoff = MIN_SLEEP_MS;
     let lastCell = -1;
     let stuckSince = -1;
+    let scannedAt = 0;
+    let r = acq.advance();
     for (;;) {
-      let r = acq.advance();
       if (r === DONE) return;
       if (r === STEP_BACK) {
         if (signal?.aborted) throw abortError(signal);
@@ -688,6 +703,7 @@ export class BakeryMutex implements Mutex {
         if (left <= 0) throw timeoutError();
         await this.#sleepAbortable(Math.min(backoff, left), signal);
         backoff = Math.min(backoff * 2, MAX_SLEEP_MS);
+        r = acq.advance();
         continue;
       }
       if (acq.blockCell !== lastCell) {
@@ -696,7 +712,10 @@ export class BakeryMutex implements Mutex {
         backoff = MIN_SLEEP_MS;
         stuckSince = -1;
       }
-      if (spins++ < this.#spin) continue;
+      if (spins++ < this.#spin) {
+        if (cells.load(acq.blockCell) !== acq.blockValue) r = acq.advance();
+        continue;
+      }
       if (signal?.aborted) {
         acq.withdraw();
         throw abortError(signal);
@@ -711,6 +730,7 @@ export class BakeryMutex implements Mutex {
       else if (now - stuckSince >= this.#staleAfter) {
         stuckSince = now;
         this.#checkStale();
+        r = acq.advance();
         continue;
       }
       if (canWait) {
@@ -725,10 +745,14 @@ export class BakeryMutex implements Mutex {
         } finally {
           addCell(cells, counter, -1);
         }
-        if (r === DONE) return;
+        if (r !== DONE) r = acq.advance();
       } else {
         await this.#sleepAbortable(Math.min(backoff, left), signal);
         backoff = Math.min(backoff * 2, MAX_SLEEP_MS * 2);
+        if (cells.load(acq.blockCell) !== acq.blockValue || now - scannedAt >= this.#slice) {
+          scannedAt = now;
+          r = acq.advance();
+        }
       }
     }
   }
