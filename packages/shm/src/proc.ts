@@ -1,6 +1,4 @@
 import * as fs from 'node:fs';
-import { threadId } from 'node:worker_threads';
-import type { Identity } from '@bakery/core';
 
 /**
  * Start time (field 22 of `/proc/.../stat`, clock ticks since boot) of the process or thread
@@ -66,11 +64,6 @@ export function selfPidNamespace(): string {
     }
   }
   return pidNamespace;
-}
-
-/** The identity core writes into a claimed slot: pid, worker thread id + 1, process start time. */
-export function identity(): Identity {
-  return { pid: process.pid, tid: threadId + 1, startTime: selfStartTime() };
 }
 
 /** What a registry lock entry records about the thread that holds it. */

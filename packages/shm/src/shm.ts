@@ -14,8 +14,9 @@ import {
   typeError,
   validateLayout,
 } from '@bakery/core';
+import { isAlive, processIdentity } from '@bakery/core/node';
 import { ShmCells } from './cells.js';
-import { identity, ownerIsDead, selfPidNamespace } from './proc.js';
+import { ownerIsDead, selfPidNamespace } from './proc.js';
 import { RegistryLock, registryPath, tempOwnerPid, tempPath } from './registry.js';
 
 /** Lock names: letters, digits, '.', '_' and '-', 1 to 200 characters, not starting with '.'. */
@@ -313,7 +314,10 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
     const mutex = openOn(
       {
         cells,
-        identity,
+        // pid + OS thread id + that thread's start time: survives pid reuse, and lets core's
+        // reaper tell a crashed participant (or a terminated worker thread) from a live one.
+        identity: processIdentity,
+        isAlive,
         description: `shm ${file}`,
         close: () => fs.closeSync(fd),
       },
