@@ -294,7 +294,8 @@ export class BakeryMutex implements Mutex {
         'this Mutex instance holds or is acquiring the lock; open another instance for another participant',
       );
     }
-    this.#acquireSync(performance.now() + timeout);
+    // No clock read on the way in when there is no timeout: the uncontended path stays free of it.
+    this.#acquireSync(timeout === Number.POSITIVE_INFINITY ? timeout : performance.now() + timeout);
     return this.#enter();
   }
 
@@ -332,7 +333,7 @@ export class BakeryMutex implements Mutex {
       return Promise.reject(err);
     }
     if (signal?.aborted) return Promise.reject(abortError(signal));
-    const deadline = performance.now() + timeout;
+    const deadline = timeout === Number.POSITIVE_INFINITY ? timeout : performance.now() + timeout;
     return new Promise<Lease>((resolve, reject) => {
       const w: Waiter = { resolve, reject, deadline, signal, cleanup: undefined };
       if (!this.#busy && this.#lease === null && this.#queue.length === 0) {
