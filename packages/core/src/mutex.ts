@@ -119,6 +119,21 @@ export interface Mutex {
   readonly slot: number;
   /** Read the shared state. */
   inspect(): Snapshot;
+  /**
+   * Reap now every slot whose owner is certainly dead, instead of waiting for a stuck waiter
+   * to notice after `staleAfterMs`: its choosing flag and ticket are cleared and the slot is
+   * freed; if it died holding the lock, the colour is handed on as its exit would and the next
+   * acquirer gets `lease.ownerDied`. Returns how many slots were freed (always 0 on a backend
+   * that cannot tell liveness). Tools such as `bakery reap` call this.
+   *
+   * @example
+   * ```ts
+   * const mutex = openMutex('jobs', { create: false });
+   * console.log(`${mutex.reapDead()} dead participant(s) removed`);
+   * mutex.close();
+   * ```
+   */
+  reapDead(): number;
   /** Free the slot. Throws `BAKERY_ALREADY_HELD` while held or acquiring; a second close is a no-op. */
   close(): void;
 }
@@ -373,6 +388,11 @@ export class BakeryMutex implements Mutex {
   inspect(): Snapshot {
     this.#checkOpen();
     return snapshot(this.#cells, this.#slot);
+  }
+
+  reapDead(): number {
+    this.#checkOpen();
+    return this.#isAlive === undefined ? 0 : this.#reapDead();
   }
 
   close(): void {
