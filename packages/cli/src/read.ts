@@ -1,0 +1,206 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BakeryError, type Identity, type Snapshot, snapshot, validateLayout } from '@bakery/core';
+import { isAlive } from '@bakery/core/node';
+import { ShmCells } from '@bakery/shm';
+import { CliError } from './errors.js';
+
+/** One slot of a lock, with its owner's liveness. */
+export interface SlotView {
+  slot: number;
+  /** Owner's pid; null when the slot is free. */
+  pid: number | null;
+  /** Owner's OS thread id (0 = unknown). */
+  tid: number;
+  /** Owner's start time in clock ticks since boot (0 = unknown). */
+  startTime: number;
+  /** Whether the owner still runs (`isAlive` of `@bakery/core/node`); null for a free slot. */
+  alive: boolean | null;
+  /** In the doorway right now. */
+  choosing: boolean;
+  /** Ticket number; 0 = none. */
+  ticket: number;
+  /** Colour of the ticket; null without one. */
+  colour: 'white' | 'black' | null;
+  /** Participants asleep on this slot's cells. */
+  sleepers: number;
+  /** This slot holds the lock. */
+  holder: boolean;
+}
+
+/** A lock's state as the CLI shows it: the snapshot plus liveness and counts. */
+export interface LockView {
+  /** Where the lock was read: the lock file, or `/proc/<pid>/fd/<n>`. */
+  path: string;
+  layoutVersion: number;
+  capacity: number;
+  /** The shared Black-White colour. */
+  colour: 'white' | 'black';
+  highWater: number;
+  /** The holder's slot, pid and liveness; null when the lock is free. */
+  holder: { slot: number; pid: number | null; alive: boolean | null } | null;
+  ownerDied: Snapshot['ownerDied'];
+  acquisitions: number;
+  maxTicket: number;
+  /** Claimed slots. */
+  participants: number;
+  /** Slots that hold a ticket or are choosing, other than the holder. */
+  waiters: number;
+  /** Claimed slots whose owner is certainly dead (what `bakery reap` would free). */
+  dead: number;
+  slots: SlotView[];
+}
+
+/** Turn a snapshot into a {@link LockView}, asking `alive` about every owner. */
+export function viewOf(
+  snap: Snapshot,
+  where: string,
+  alive: (owner: Identity) => boolean = isAlive,
+): LockView {
+  const slots: SlotView[] = snap.slots.map((s) => ({
+    slot: s.slot,
+    pid: s.owner?.pid ?? null,
+    tid: s.owner?.tid ?? 0,
+    startTime: s.owner?.startTime ?? 0,
+    alive: s.owner === null ? null : alive(s.owner),
+    choosing: s.choosing,
+    ticket: s.ticket,
+    colour: s.colour,
+    sleepers: s.sleepers,
+    holder: s.slot === snap.holder,
+  }));
+  const h = snap.holder === null ? undefined : slots[snap.holder];
+  return {
+    path: where,
+    layoutVersion: snap.layoutVersion,
+    capacity: snap.capacity,
+    colour: snap.colour,
+    highWater: snap.highWater,
+    holder:
+      snap.holder === null
+        ? null
+        : { slot: snap.holder, pid: h?.pid ?? null, alive: h?.alive ?? null },
+    ownerDied: snap.ownerDied,
+    acquisitions: snap.acquisitions,
+    maxTicket: snap.maxTicket,
+    participants: slots.filter((s) => s.pid !== null).length,
+    waiters: slots.filter((s) => !s.holder && (s.ticket !== 0 || s.choosing)).length,
+    dead: slots.filter((s) => s.alive === false).length,
+    slots,
+  };
+}
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * Read the lock in `file` without taking part: opened read-only, validated (reads only), one
+ * snapshot. `follow` allows a symbolic link (the magic links of /proc/<pid>/fd); lock files in
+ * the shm directory are opened with O_NOFOLLOW, like the library does.
+ */
+export function readLock(file: string, follow = false): LockView {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (follow ? 0 : fs.constants.O_NOFOLLOW));
+  } catch (err) {
+    const code = errno(err);
+    if (code === 'ENOENT')
+      throw new CliError('BAKERY_NOT_FOUND', `no lock at ${file}`, { cause: err });
+    if (code === 'EACCES' || code === 'EPERM')
+      throw new CliError('BAKERY_PERMISSION', `cannot read ${file}: permission denied`, {
+        cause: err,
+      });
+    if (code === 'ELOOP')
+      throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is a symbolic link, not a lock file`, {
+        cause: err,
+      });
+    throw new BakeryError('BAKERY_IO', `cannot open ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is not a regular file`);
+    if (st.size % 4 !== 0)
+      throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is ${st.size} bytes: not a bakery lock`);
+    const cells = new ShmCells(fd, st.size / 4, undefined, file);
+    validateLayout(cells);
+    return viewOf(snapshot(cells), file);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** One lock a process has open, as found by {@link findProcessLocks}. */
+export interface ProcessLock extends LockView {
+  /** `'mmap'` for a memfd (or its /dev/shm fallback), `'shm'` for a named lock file. */
+  kind: 'mmap' | 'shm';
+  /** The fd number in that process (the lowest, when several fds share the memory). */
+  fd: number;
+  /** What /proc/<pid>/fd/<fd> points to, e.g. `/memfd:bakery (deleted)`. */
+  target: string;
+}
+
+const MEMFD = /^\/memfd:bakery( \(deleted\))?$/;
+const ANON = /^\/dev\/shm\/bakery-anon-[^/]*( \(deleted\))?$/;
+const NAMED = /\/bakery\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
+
+/**
+ * The bakery locks process `pid` has open, found through /proc/<pid>/fd: a memfd named
+ * `memfd:bakery` (an @bakery/mmap lock), and named lock files (@bakery/shm). Each is opened
+ * through /proc/<pid>/fd/<n> (a new read-only description of the same memory) and read once.
+ * Several fds on the same memory count once.
+ */
+export function findProcessLocks(pid: number): ProcessLock[] {
+  const dir = `/proc/${pid}/fd`;
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch (err) {
+    const code = errno(err);
+    if (code === 'ENOENT')
+      throw new CliError('BAKERY_NOT_FOUND', `there is no process ${pid}`, { cause: err });
+    if (code === 'EACCES' || code === 'EPERM')
+      throw new CliError(
+        'BAKERY_PERMISSION',
+        `cannot list the fds of process ${pid} (another user?)`,
+        {
+          cause: err,
+        },
+      );
+    throw new BakeryError('BAKERY_IO', `cannot read ${dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const seen = new Set<string>();
+  const found: ProcessLock[] = [];
+  for (const n of entries.map(Number).sort((a, b) => a - b)) {
+    const fdPath = path.join(dir, String(n));
+    let target: string;
+    try {
+      target = fs.readlinkSync(fdPath);
+    } catch {
+      continue; // closed in the meantime
+    }
+    const kind =
+      MEMFD.test(target) || ANON.test(target) ? 'mmap' : NAMED.test(target) ? 'shm' : null;
+    if (kind === null) continue;
+    let key: string;
+    try {
+      const st = fs.statSync(fdPath);
+      key = `${st.dev}:${st.ino}`;
+    } catch {
+      continue;
+    }
+    if (seen.has(key)) continue;
+    seen.add(key);
+    try {
+      found.push({ kind, fd: n, target, ...readLock(fdPath, true) });
+    } catch (err) {
+      // A file named like ours that is not a lock (or was closed meanwhile) is not one of them.
+      if ((err as { code?: string }).code === 'BAKERY_PERMISSION') throw err;
+    }
+  }
+  return found;
+}

@@ -1,0 +1,204 @@
+import { parseArgs } from 'node:util';
+import { inspectLock, inspectProcess, listLocks, reapLock, removeLock } from './commands.js';
+import { CliError, codeOf, EXIT, exitCodeFor } from './errors.js';
+import { formatList, formatLock, formatProcess } from './format.js';
+
+/** Where {@link run} writes; defaults to the process's stdout and stderr. */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const COMMON = `  --json         print JSON (errors too, on stderr: {"error":{"code","message"}})
+  -h, --help     show this help`;
+const DIR = `  --dir DIR      lock directory (default: $BAKERY_SHM_DIR, else /dev/shm)`;
+
+/** `--help` texts, by command. */
+export const HELP: Record<string, string> = {
+  '': `bakery — look inside bakery locks
+
+usage: bakery <command> [options]
+
+commands:
+  ls                   list the named locks in the shm directory
+  inspect <name>       show a named lock: holder, slots, owners and whether they live
+  inspect --pid <pid>  show the memfd (@bakery/mmap) and named locks a process has open
+  reap <name>          free the slots of dead owners now (a dead holder's lock is handed on)
+  rm <name>            remove a named lock (processes that have it open keep using it)
+  help [command]       show help for a command
+
+Every command takes --json and --help. Exit codes: 0 ok, 1 failure, 2 usage, 3 not found,
+4 not a bakery lock, 5 permission denied, 6 no free slot (reap).`,
+  ls: `usage: bakery ls [--dir DIR] [--json]
+
+List the named locks (files bakery.<name>) in the shm directory: name, capacity, participants,
+holder (pid), waiters, and the owner-died state. Reads only; takes no slot.
+
+${DIR}
+${COMMON}`,
+  inspect: `usage: bakery inspect <name> [--dir DIR] [--json]
+       bakery inspect --pid <pid> [--json]
+
+Show a lock's header (layout, capacity, colour, holder, owner-died flag, acquisitions, largest
+ticket) and every claimed slot: owner pid and thread, alive?, choosing, ticket, colour,
+sleepers. Reads only; takes no slot.
+
+With --pid, finds the locks process <pid> has open through /proc/<pid>/fd — an @bakery/mmap
+memfd ("memfd:bakery") or a named lock file — and shows each.
+
+  --pid PID      inspect the locks of this process instead of a named lock
+${DIR}
+${COMMON}`,
+  reap: `usage: bakery reap <name> [--dir DIR] [--json]
+
+Free now the slots whose owner is certainly dead (the pid, or its thread, is gone or was
+reused). If the holder died, its turn is handed on and the next acquirer sees ownerDied.
+Joins the lock for a moment as a participant (needs one free slot, else exit 6), then leaves.
+Participants reap on their own after staleAfterMs; this is for doing it now.
+
+${DIR}
+${COMMON}`,
+  rm: `usage: bakery rm <name> [--force] [--dir DIR] [--json]
+
+Remove a named lock, like shm_unlink: processes that have it open keep using the old file;
+the next openMutex(name) creates a fresh lock. A missing lock is exit 3 unless --force.
+
+  -f, --force    succeed when there is no such lock
+${DIR}
+${COMMON}`,
+};
+
+function usage(message: string): CliError {
+  return new CliError('BAKERY_USAGE', `${message} (see bakery --help)`);
+}
+
+function oneName(command: string, positionals: string[]): string {
+  if (positionals.length !== 1) {
+    throw usage(`bakery ${command} takes exactly one lock name, got ${positionals.length}`);
+  }
+  return positionals[0]!;
+}
+
+/**
+ * Run the `bakery` command line `argv` (without `node` and the script). Returns the exit code;
+ * never throws and never calls `process.exit`, so it can run inside tests.
+ *
+ * @example
+ * ```ts
+ * import { run } from '@bakery/cli';
+ * process.exitCode = run(['inspect', 'jobs', '--json']);
+ * ```
+ */
+export function run(argv: string[], io: Io = defaultIo): number {
+  const json = argv.includes('--json');
+  try {
+    const [command = '', ...rest] = argv;
+    if (command === '' || command === '--help' || command === '-h') {
+      io.out(HELP['']!);
+      return command === '' ? EXIT.USAGE : EXIT.OK;
+    }
+    if (command === 'help') {
+      const topic = rest.find((a) => !a.startsWith('-')) ?? '';
+      const text = HELP[topic];
+      if (text === undefined) throw usage(`no such command: ${topic}`);
+      io.out(text);
+      return EXIT.OK;
+    }
+    if (command === '--version') {
+      io.out(VERSION);
+      return EXIT.OK;
+    }
+    if (HELP[command] === undefined || command === '') throw usage(`no such command: ${command}`);
+    let parsed: ReturnType<typeof parse>;
+    try {
+      parsed = parse(rest);
+    } catch (err) {
+      throw usage((err as Error).message);
+    }
+    const { values: v, positionals } = parsed;
+    if (v.help) {
+      io.out(HELP[command]!);
+      return EXIT.OK;
+    }
+    const allowed: Record<string, string[]> = {
+      ls: ['dir'],
+      inspect: ['dir', 'pid'],
+      reap: ['dir'],
+      rm: ['dir', 'force'],
+    };
+    for (const k of Object.keys(v)) {
+      if (k !== 'json' && k !== 'help' && !allowed[command]!.includes(k)) {
+        throw usage(`bakery ${command} does not take --${k}`);
+      }
+    }
+    const dir = v.dir;
+    let data: unknown;
+    let text: string;
+    switch (command) {
+      case 'ls': {
+        if (positionals.length > 0) throw usage('bakery ls takes no arguments');
+        const r = listLocks({ dir });
+        data = r;
+        text = formatList(r.dir, r.locks);
+        break;
+      }
+      case 'inspect': {
+        if (v.pid !== undefined) {
+          if (positionals.length > 0) throw usage('bakery inspect takes a name or --pid, not both');
+          if (!/^[1-9]\d*$/.test(v.pid)) throw usage(`--pid needs a process id, got ${v.pid}`);
+          const r = inspectProcess(Number(v.pid));
+          data = r;
+          text = formatProcess(r.pid, r.locks);
+        } else {
+          const r = inspectLock(oneName(command, positionals), { dir });
+          data = r;
+          text = formatLock(`lock ${r.name} (${r.path})`, r);
+        }
+        break;
+      }
+      case 'reap': {
+        const r = reapLock(oneName(command, positionals), { dir });
+        data = r;
+        text = `reaped ${r.reaped} dead owner${r.reaped === 1 ? '' : 's'}\n\n${formatLock(`lock ${r.name} (${r.path})`, r)}`;
+        break;
+      }
+      default: {
+        const r = removeLock(oneName(command, positionals), { dir, force: v.force });
+        data = r;
+        text = r.removed ? `removed ${r.path}` : `no lock at ${r.path}`;
+        break;
+      }
+    }
+    io.out(json ? JSON.stringify(data, null, 2) : text);
+    return EXIT.OK;
+  } catch (err) {
+    const code = codeOf(err);
+    const message = (err as Error)?.message ?? String(err);
+    if (json) io.err(JSON.stringify({ error: { code, message } }));
+    else io.err(`bakery: ${message} [${code}]`);
+    return exitCodeFor(err);
+  }
+}
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      dir: { type: 'string' },
+      pid: { type: 'string' },
+      force: { type: 'boolean', short: 'f' },
+    },
+  });
+}
+
+const defaultIo: Io = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+};
+
+/** This package's version. */
+export const VERSION = '0.1.0';
