@@ -1,5 +1,12 @@
 import * as fs from 'node:fs';
-import { BakeryError, type Cells, H, HEADER_CELLS, SLOT_CELLS } from '@bakery/core';
+import { BakeryError, type Cells } from '@bakery/core';
+
+/**
+ * Most slots an shm lock may have: with at most 127 every protocol cell read outside the
+ * registry lock fits in one byte, which a positional read cannot tear (see {@link ShmCells}).
+ */
+export const SHM_MAX_SLOTS = 127;
+
 import type { RegistryLock } from './registry.js';
 
 /**
@@ -15,30 +22,18 @@ import type { RegistryLock } from './registry.js';
  *
  * **Tearing.** The kernel copies a 4-byte pread/pwrite buffer byte by byte on x86-64 without
  * FSRM (measured: alternating 0x0FF/0x100 with pwrite, a concurrent pread sees 0x000 and
- * 0x1FF). A single byte cannot tear. The protocol stays safe:
- * - choosing, colour, the owner-died flag only ever hold 0, 1 or 2 — only byte 0 changes;
- * - a ticket goes 0 → t in the doorway (while choosing = 1) and t → 0 on exit/withdrawal, so a
- *   torn read returns a byte-mix of 0 and t only while its owner is in a doorway that began
- *   after the reader saw choosing = 0, or is leaving. Like Lamport's bakery with "safe"
- *   registers, any value read then is harmless: the owner of a later doorway defers to the
- *   reader, a leaver is no obstacle, and a wrong decision to wait is re-checked. With ≤ 127
- *   slots a packed ticket fits in byte 0 and cannot tear at all;
- * - the high-water mark is the one cell where a torn LOW value is fatal (a scan would skip
- *   claimed slots). It only grows, by one, under the registry lock. Above 255 slots it is
- *   written as two one-byte pwrites, high byte first, and read as two one-byte preads, low
- *   byte first: by Lamport's "concurrent reading and writing" argument the value read is then
- *   never below the value current when the read began (it may overshoot; clamped to capacity).
- *   Up to 255 slots it lives in byte 0 and a plain access cannot tear.
- * - owner words change only under the registry lock, and are read under it.
+ * 0x1FF). A single byte cannot tear, so an shm lock has at most {@link SHM_MAX_SLOTS} = 127
+ * slots: then every protocol cell read outside the registry lock fits in byte 0 — choosing,
+ * colour, owner-died (0–2), the high-water mark and HOLDER (≤ 127), and a packed ticket
+ * (number ≤ high-water mark ≤ 127, so `number << 1 | colour` ≤ 255). Tearing is impossible by
+ * construction rather than argued harmless. The owner words (a pid) are wider, but they change
+ * only under the registry lock and the reaper re-reads them under it.
  */
 export class ShmCells implements Cells {
   /** Number of cells (file size / 4 at open). */
   readonly length: number;
   readonly #fd: number;
   readonly #buf = Buffer.alloc(4);
-  /** Capacity implied by the length, and whether the high-water mark needs byte-wise access. */
-  readonly #capacity: number;
-  readonly #wideHighWater: boolean;
   readonly #registry: RegistryLock | undefined;
   readonly #where: string;
 
@@ -52,24 +47,17 @@ export class ShmCells implements Cells {
   constructor(fd: number, length: number, registry?: RegistryLock, where = `fd ${fd}`) {
     this.#fd = fd;
     this.length = length;
-    this.#capacity = Math.max(0, Math.floor((length - HEADER_CELLS) / SLOT_CELLS));
-    this.#wideHighWater = this.#capacity > 255;
     this.#registry = registry;
     this.#where = where;
   }
 
   load(i: number): number {
-    if (i === H.HIGH_WATER && this.#wideHighWater) return this.#loadHighWater();
     const n = fs.readSync(this.#fd, this.#buf, 0, 4, i * 4);
     if (n !== 4) throw this.#short(i);
     return this.#buf.readInt32LE(0);
   }
 
   store(i: number, value: number): void {
-    if (i === H.HIGH_WATER && this.#wideHighWater && value >= 0 && value <= 0xffff) {
-      this.#storeHighWater(value);
-      return;
-    }
     this.#buf.writeInt32LE(value | 0, 0);
     const n = fs.writeSync(this.#fd, this.#buf, 0, 4, i * 4);
     if (n !== 4) throw this.#short(i);
@@ -80,24 +68,6 @@ export class ShmCells implements Cells {
       throw new BakeryError('BAKERY_BAD_HANDLE', `cells of ${this.#where} have no registry lock`);
     }
     return this.#registry.run(fn);
-  }
-
-  #loadHighWater(): number {
-    // Low byte, then high byte (bytes 2–3 are always 0: the mark is ≤ MAX_SLOTS < 65536).
-    const off = H.HIGH_WATER * 4;
-    if (fs.readSync(this.#fd, this.#buf, 0, 1, off) !== 1) throw this.#short(H.HIGH_WATER);
-    if (fs.readSync(this.#fd, this.#buf, 1, 1, off + 1) !== 1) throw this.#short(H.HIGH_WATER);
-    const v = this.#buf[0]! | (this.#buf[1]! << 8);
-    return Math.min(v, this.#capacity);
-  }
-
-  #storeHighWater(value: number): void {
-    // High byte, then low byte: the reverse of the read order (see the class comment).
-    const off = H.HIGH_WATER * 4;
-    this.#buf[0] = (value >>> 8) & 0xff;
-    if (fs.writeSync(this.#fd, this.#buf, 0, 1, off + 1) !== 1) throw this.#short(H.HIGH_WATER);
-    this.#buf[0] = value & 0xff;
-    if (fs.writeSync(this.#fd, this.#buf, 0, 1, off) !== 1) throw this.#short(H.HIGH_WATER);
   }
 
   #short(i: number): BakeryError {

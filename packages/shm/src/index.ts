@@ -10,7 +10,7 @@ export {
   type SlotSnapshot,
   type Snapshot,
 } from '@bakery/core';
-export { ShmCells } from './cells.js';
+export { SHM_MAX_SLOTS, ShmCells } from './cells.js';
 export {
   checkName,
   DEFAULT_DIR,

@@ -15,7 +15,7 @@ import {
   validateLayout,
 } from '@bakery/core';
 import { isAlive, processIdentity } from '@bakery/core/node';
-import { ShmCells } from './cells.js';
+import { SHM_MAX_SLOTS, ShmCells } from './cells.js';
 import { ownerIsDead, selfPidNamespace } from './proc.js';
 import { RegistryLock, registryPath, tempOwnerPid, tempPath } from './registry.js';
 
@@ -243,7 +243,14 @@ function checkOptions(options: unknown): OpenOptions {
   ) {
     throw rangeError(`mode must be permission bits from 0 to 0o777, got ${String(o.mode)}`);
   }
-  if (o.slots !== undefined) checkSlots(o.slots);
+  if (o.slots !== undefined) {
+    checkSlots(o.slots);
+    if (o.slots > SHM_MAX_SLOTS) {
+      throw rangeError(
+        `an shm lock has at most ${SHM_MAX_SLOTS} slots (so that no protocol cell can tear in a positional read), got ${o.slots}`,
+      );
+    }
+  }
   return o;
 }
 
@@ -310,7 +317,13 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
   try {
     const cells = new ShmCells(fd, opened.size / 4, new RegistryLock(dir, name), file);
     // Reads only: on a mismatch the file is left exactly as it was.
-    validateLayout(cells, slots);
+    const capacity = validateLayout(cells, slots);
+    if (capacity > SHM_MAX_SLOTS) {
+      throw new BakeryError(
+        'BAKERY_BAD_LAYOUT',
+        `${file} has ${capacity} slots; an shm lock has at most ${SHM_MAX_SLOTS} (wider cells could tear in a positional read)`,
+      );
+    }
     const mutex = openOn(
       {
         cells,

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
-import { bytesFor, H } from '@bakery/core';
+import { bytesFor, H, LAYOUT_VERSION, MAGIC } from '@bakery/core';
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { openMutex, removeMutex, ShmCells, type ShmMutex } from '../src/index.js';
+import { openMutex, removeMutex, SHM_MAX_SLOTS, ShmCells, type ShmMutex } from '../src/index.js';
 import { freshDir } from './helpers.js';
 
 let dir: string;
@@ -12,15 +12,31 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('above 255 slots the high-water mark crosses the byte boundary exactly (byte-wise store and load)', () => {
+test('an shm lock has at most 127 slots, so every protocol cell fits in a byte that cannot tear', () => {
+  expect(() => openMutex('wide', { slots: SHM_MAX_SLOTS + 1, dir })).toThrow(
+    expect.objectContaining({ code: 'BAKERY_INVALID_ARGUMENT' }),
+  );
+  expect(fs.readdirSync(dir)).toEqual([]);
+  // A file made elsewhere with more slots is refused on attach and left untouched.
+  const file = `${dir}/bakery.wide`;
+  const big = Buffer.alloc(bytesFor(200));
+  big.writeInt32LE(MAGIC, H.MAGIC * 4);
+  big.writeInt32LE(LAYOUT_VERSION, H.VERSION * 4);
+  big.writeInt32LE(200, H.CAPACITY * 4);
+  big.writeInt32LE(2, H.INIT * 4);
+  fs.writeFileSync(file, big, { mode: 0o600 });
+  expect(() => openMutex('wide', { dir })).toThrow(
+    expect.objectContaining({ code: 'BAKERY_BAD_LAYOUT' }),
+  );
+  expect(fs.readFileSync(file).equals(big)).toBe(true);
+  fs.rmSync(file);
+
   const opened: ShmMutex[] = [];
-  for (let k = 0; k < 260; k++) opened.push(openMutex('wide', { slots: 300, dir }));
-  const last = opened[259]!;
-  expect(last.slot).toBe(259);
-  expect(last.inspect().highWater).toBe(260);
-  const raw = fs.readFileSync(last.path);
-  expect(raw.readInt32LE(H.HIGH_WATER * 4)).toBe(260);
-  // Every participant's scans cover slot 259: a lease there excludes slot 0 and vice versa.
+  for (let k = 0; k < SHM_MAX_SLOTS; k++)
+    opened.push(openMutex('full', { slots: SHM_MAX_SLOTS, dir }));
+  const last = opened[SHM_MAX_SLOTS - 1]!;
+  expect(last.inspect().highWater).toBe(SHM_MAX_SLOTS);
+  // Every participant's scans cover the last slot: a lease there excludes slot 0 and vice versa.
   const lease = last.lockSync();
   expect(opened[0]!.tryLock()).toBeNull();
   lease.release();
@@ -28,7 +44,7 @@ test('above 255 slots the high-water mark crosses the byte boundary exactly (byt
   expect(last.tryLock()).toBeNull();
   first.release();
   for (const m of opened) m.close();
-  expect(removeMutex('wide', { dir })).toBe(true);
+  expect(removeMutex('full', { dir })).toBe(true);
 });
 
 test('cells read and write little-endian int32 words at cell × 4, one word per access', () => {
