@@ -1,7 +1,7 @@
 // Node-specific helpers shared by the Node backends (sab, mmap, shm): who this thread is, and
 // whether the owner of a slot is still alive. Kept out of core's main entry, which has no
 // node: imports; backends import it from '@bakery/core/node'.
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { Identity } from './backend.js';
 
 let cached: Identity | undefined;
@@ -9,7 +9,10 @@ let cached: Identity | undefined;
 /**
  * Start time of a task in clock ticks since boot: field 22 of /proc/<pid>/task/<tid>/stat,
  * counted after the last ')' (the command name in field 2 may itself contain ') ').
- * Returns null when the task does not exist, undefined when it cannot be read.
+ * Returns null when the task does not exist or has already exited — a zombie ('Z', e.g. a
+ * killed child whose parent has not waited for it yet, perhaps because the parent is itself
+ * blocked in lockSync behind that child) or dead ('X') — and undefined when it cannot be read.
+ * (`tid` = `pid` reads the process's main thread, which also covers a single-threaded process.)
  */
 export function taskStartTime(pid: number, tid: number): number | null | undefined {
   let text: string;
@@ -20,7 +23,9 @@ export function taskStartTime(pid: number, tid: number): number | null | undefin
     return code === 'ENOENT' || code === 'ESRCH' ? null : undefined;
   }
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state), so field 22 is rest[19].
+  // rest[0] is field 3 (state), so field 22 is rest[19]. A zombie keeps its stat file (and its
+  // pid: no reuse yet) but will never run again.
+  if (rest[0] === 'Z' || rest[0] === 'X' || rest[0] === 'x') return null;
   const v = Number(rest[19]);
   return Number.isFinite(v) ? v : undefined;
 }
@@ -62,8 +67,24 @@ export function isAlive(owner: Identity): boolean {
     // worker); if the process is not visible it may be gone or only hidden (hidepid=2, another
     // user): let the signal probe decide.
     if (existsSync(`/proc/${owner.pid}`)) return false;
+  } else if (taskStartTime(owner.pid, owner.pid) === null && zombieProcess(owner.pid)) {
+    // Only a pid is known: a process that is visible but a zombie has exited.
+    return false;
   }
   return signalProbe(owner.pid);
+}
+
+/**
+ * A process that is still in /proc but has exited: its main thread reads as a zombie (or is
+ * gone) and no other thread is left (a main thread may end before the others in non-Node
+ * programs; the process then still runs).
+ */
+function zombieProcess(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((t) => Number(t) === pid);
+  } catch {
+    return false;
+  }
 }
 
 /** kill(pid, 0): ESRCH means no such process; EPERM means it exists under another user. */
