@@ -57,6 +57,11 @@ export interface Identity {
   tid: number;
   /** Start time of that thread (task) in clock ticks since boot; 0 = unknown. */
   startTime: number;
+  /**
+   * Pid namespace of the owner (inode number of /proc/self/ns/pid, < 2^32); 0 or absent =
+   * unknown. Recorded by backends whose participants need not share a pid namespace.
+   */
+  ns?: number;
 }
 
 /** What a backend hands to core to build a Mutex. */

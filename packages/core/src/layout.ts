@@ -57,6 +57,12 @@ export const S = {
   /** Owner thread's start time, low and high 32 bits (clock ticks since boot, 0 = unknown). */
   OWNER_START_LO: 5,
   OWNER_START_HI: 6,
+  /**
+   * Owner's pid namespace (inode of /proc/self/ns/pid, as an unsigned 32-bit value), 0 =
+   * unknown. A backend whose participants may live in different pid namespaces records it, so
+   * that a reaper never judges a pid that means something else where it runs.
+   */
+  OWNER_NS: 7,
 } as const;
 
 export const WHITE = 0;

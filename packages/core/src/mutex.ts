@@ -438,6 +438,7 @@ export class BakeryMutex implements Mutex {
       cells.store(b + S.OWNER_TID, 0);
       cells.store(b + S.OWNER_START_LO, 0);
       cells.store(b + S.OWNER_START_HI, 0);
+      cells.store(b + S.OWNER_NS, 0);
       // The claim word last: once it reads 0 another participant may take the slot.
       cells.store(b + S.OWNER, 0);
     };
@@ -456,6 +457,7 @@ export class BakeryMutex implements Mutex {
       startTime:
         (cells.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 +
         (cells.load(b + S.OWNER_START_LO) >>> 0),
+      ns: cells.load(b + S.OWNER_NS) >>> 0,
     };
   }
 
@@ -498,6 +500,7 @@ export class BakeryMutex implements Mutex {
         now.pid !== dead.pid ||
         now.tid !== dead.tid ||
         now.startTime !== dead.startTime ||
+        now.ns !== dead.ns ||
         this.#isAlive!(now)
       ) {
         return false;
@@ -514,6 +517,7 @@ export class BakeryMutex implements Mutex {
       cells.store(b + S.OWNER_TID, 0);
       cells.store(b + S.OWNER_START_LO, 0);
       cells.store(b + S.OWNER_START_HI, 0);
+      cells.store(b + S.OWNER_NS, 0);
       cells.store(b + S.OWNER, 0);
       if (cells.notify !== undefined) {
         cells.notify(b + S.TICKET, Number.POSITIVE_INFINITY);
@@ -586,6 +590,7 @@ export class BakeryMutex implements Mutex {
         cells.store(b + S.OWNER_TID, id.tid);
         cells.store(b + S.OWNER_START_LO, (id.startTime % 2 ** 32) | 0);
         cells.store(b + S.OWNER_START_HI, Math.floor(id.startTime / 2 ** 32) | 0);
+        cells.store(b + S.OWNER_NS, (id.ns ?? 0) | 0);
         // Raise the high-water mark before our first doorway, so every later scan covers us.
         let h = cells.load(H.HIGH_WATER);
         while (h < s + 1) {

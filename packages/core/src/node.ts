@@ -5,6 +5,24 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { Identity } from './backend.js';
 
 let cached: Identity | undefined;
+let ownNs: number | undefined;
+
+/**
+ * This process's pid namespace: the inode number of /proc/self/ns/pid ("pid:[4026531836]"),
+ * 0 where it cannot be read.
+ */
+export function pidNamespace(): number {
+  if (ownNs === undefined) {
+    try {
+      const m = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'));
+      const v = m === null ? 0 : Number(m[1]);
+      ownNs = Number.isSafeInteger(v) && v > 0 && v < 2 ** 32 ? v : 0;
+    } catch {
+      ownNs = 0;
+    }
+  }
+  return ownNs;
+}
 
 /**
  * Start time of a task in clock ticks since boot: field 22 of /proc/<pid>/task/<tid>/stat,
@@ -49,16 +67,18 @@ export function processIdentity(): Identity {
     // no /proc (not Linux): identity by pid alone
   }
   if (tid !== 0) startTime = taskStartTime(pid, tid) ?? 0;
-  cached = { pid, tid, startTime };
+  cached = { pid, tid, startTime, ns: pidNamespace() };
   return cached;
 }
 
 /**
  * Is the owner recorded in a slot still running? `false` only when that is certain: the pid
  * (or its thread) is gone, or a task with that id exists but started at another time (the id
- * was reused). Anything unreadable counts as alive.
+ * was reused). Anything unreadable counts as alive, and so does an owner recorded in another
+ * pid namespace (its pid means something else here, or nothing).
  */
 export function isAlive(owner: Identity): boolean {
+  if (owner.ns !== undefined && owner.ns !== 0 && owner.ns !== pidNamespace()) return true;
   if (owner.tid !== 0) {
     const start = taskStartTime(owner.pid, owner.tid);
     if (start === undefined) return true;
