@@ -1,0 +1,505 @@
+#!/usr/bin/env node
+// bakery-bench: every subject runs the same workload side by side in one run on this machine.
+//   npm run bench                 full run: P = 1, 4, 16, 64; 1 s windows; median of 3 runs
+//   npm run bench -- --quick      ≈ 1 minute: shorter windows, 1 run
+//   options: --procs 1,4,16 --runs N --window MS --recipe-window MS --only id,id --out DIR
+//            --no-write (print only) --json (print the JSON instead of the tables)
+import { fork, spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { caption, detailTable, summaryTable, svgChart, targets, targetsTable } from './report.mjs';
+import { Hist, jain, median, timePairs } from './stats.mjs';
+import { SUBJECTS } from './subjects.mjs';
+import {
+  bakerySubject,
+  COUNTER_BYTES,
+  GO,
+  mapCounter,
+  properLockfileSubject,
+  runRound,
+  START_AT,
+} from './workload.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+function parseArgs(argv) {
+  const o = { quick: false, smoke: false, write: true, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => argv[++i];
+    if (a === '--quick') o.quick = true;
+    else if (a === '--smoke') o.smoke = true;
+    else if (a === '--no-write') o.write = false;
+    else if (a === '--json') o.json = true;
+    else if (a === '--procs') o.procs = next().split(',').map(Number);
+    else if (a === '--runs') o.runs = Number(next());
+    else if (a === '--window') o.windowMs = Number(next());
+    else if (a === '--recipe-window') o.recipeWindowMs = Number(next());
+    else if (a === '--only') o.only = next().split(',');
+    else if (a === '--out') o.out = next();
+    else if (a === '--help' || a === '-h') {
+      console.log(
+        'usage: bakery-bench [--quick | --smoke] [--procs 1,4,16,64] [--runs N] [--window MS]\n' +
+          '                    [--recipe-window MS] [--only id,id] [--out DIR] [--no-write] [--json]\n' +
+          `subjects: ${SUBJECTS.map((s) => s.id).join(', ')}`,
+      );
+      process.exit(0);
+    } else throw new Error(`unknown option ${a} (try --help)`);
+  }
+  const preset = o.smoke
+    ? { procs: [1, 2], runs: 1, windowMs: 100, recipeWindowMs: 300, uncMs: 20, mode: 'smoke' }
+    : o.quick
+      ? {
+          procs: [1, 4, 16, 64],
+          runs: 1,
+          windowMs: 250,
+          recipeWindowMs: 1000,
+          uncMs: 100,
+          mode: 'quick',
+        }
+      : {
+          procs: [1, 4, 16, 64],
+          runs: 3,
+          windowMs: 1000,
+          recipeWindowMs: 3000,
+          uncMs: 400,
+          mode: 'full',
+        };
+  return { ...preset, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) };
+}
+
+function machine() {
+  let python = null;
+  const py = spawnSync('python3', ['--version'], { encoding: 'utf8' });
+  if (py.status === 0) python = (py.stdout || py.stderr).trim();
+  return {
+    cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown CPU',
+    cpus: os.cpus().length,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    python,
+    loadavg: os.loadavg(),
+    totalMemGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+  };
+}
+
+/** Why a subject cannot run here, or null. */
+async function skipReason(s, m) {
+  try {
+    if (s.kind === 'python' && !m.python) return 'python3 not found';
+    if (s.id === 'proper-lockfile') await import('proper-lockfile');
+    if (s.id === 'async-mutex') await import('async-mutex');
+    if (s.kind === 'procs' || s.kind === 'threads' || s.kind === 'inproc') {
+      const { loadNative } = await import('@bakery/mmap'); // maps the shared counter
+      loadNative();
+    }
+  } catch (err) {
+    return `${err.code ?? err.name}: ${String(err.message).split('\n')[0]}`;
+  }
+  return null;
+}
+
+const once = (emitter, type) =>
+  new Promise((resolve, reject) => {
+    const onMsg = (msg) => {
+      if (msg?.type === type) {
+        emitter.off('message', onMsg);
+        resolve(msg);
+      }
+    };
+    emitter.on('message', onMsg);
+    emitter.once('error', reject);
+  });
+
+/**
+ * One pool of max(P) participants of a kind, started once (64 Node processes take seconds to
+ * start on 2 cores). Each P has its own locks, opened by the first P members only, so a lock's
+ * high-water mark (what every scan covers) is P + 1 whatever ran before.
+ */
+async function startPool(kind, ps, ctx) {
+  const participant = join(here, 'participant.mjs');
+  const maxP = Math.max(...ps);
+  const members = [];
+  const perP = {};
+  if (kind === 'procs') {
+    const mmap = await import('@bakery/mmap');
+    const shm = await import('@bakery/shm');
+    let options = {
+      env: {
+        ...process.env,
+        BENCH_DIR: ctx.dir,
+        BENCH_COUNTER: ctx.counterFile,
+        BENCH_LOCKFILE: ctx.lockFile,
+      },
+    };
+    const fds = {};
+    const creators = [];
+    for (const p of ps) {
+      const mutex = mmap.createMutex({ slots: p + 1 });
+      creators.push(mutex);
+      // Chained forkOptions: each call appends its memfd to stdio and names it in the env.
+      options = mutex.forkOptions(options);
+      fds[p] = Number(options.env.BAKERY_MMAP_FD);
+      const name = `${ctx.shmName}-p${p}`;
+      shm.openMutex(name, { slots: p + 1, dir: ctx.dir }).close(); // children open it by name
+      perP[p] = { fd: fds[p], shmName: name, slots: p + 1 };
+    }
+    for (let i = 0; i < maxP; i++) members.push(fork(participant, [], options));
+    await Promise.all(members.map((m) => once(m, 'ready')));
+    for (const c of creators) c.close();
+    return {
+      kind,
+      members,
+      perP,
+      send: (m, msg) => m.send(msg),
+      close: async () => {
+        await Promise.all(members.map((m) => exitOf(m, () => m.send({ type: 'exit' }))));
+        for (const p of ps) shm.removeMutex(perP[p].shmName, { dir: ctx.dir });
+      },
+    };
+  }
+  const sab = await import('@bakery/sab');
+  const creators = [];
+  for (const p of ps) {
+    const mutex = sab.createMutex({ slots: p + 1 });
+    creators.push(mutex);
+    perP[p] = { handle: mutex.handle };
+  }
+  for (let i = 0; i < maxP; i++) {
+    members.push(new Worker(participant, { workerData: { counter: ctx.counterFile } }));
+  }
+  await Promise.all(members.map((m) => once(m, 'ready')));
+  return {
+    kind,
+    members,
+    perP,
+    send: (m, msg) => m.postMessage(msg),
+    close: async () => {
+      await Promise.all(members.map((m) => exitOf(m, () => m.postMessage({ type: 'exit' }))));
+      for (const c of creators) c.close();
+    },
+  };
+}
+
+const exitOf = (m, trigger) => {
+  const exited = new Promise((r) => m.once('exit', r));
+  trigger();
+  return exited;
+};
+
+/** The first P members open P's locks (outside any window). */
+async function openLocks(pool, p) {
+  await Promise.all(
+    pool.members.slice(0, p).map((m) => {
+      const r = once(m, 'opened');
+      pool.send(m, { type: 'open', p, ...pool.perP[p] });
+      return r;
+    }),
+  );
+}
+
+let generation = 0;
+
+/**
+ * One round: the first P members arm (they block on a futex over the shared file's GO cell),
+ * then one store + wake releases them all with a common start time; no message is in flight
+ * when the window starts.
+ */
+async function poolRound(pool, subject, p, ctx, windowMs) {
+  Atomics.store(ctx.counter, 0, 0);
+  const gen = ++generation;
+  const members = pool.members.slice(0, p);
+  const results = members.map((m) => once(m, 'result'));
+  await Promise.all(
+    members.map((m) => {
+      const r = once(m, 'armed');
+      pool.send(m, { type: 'round', subject, p, gen, windowMs, workUs: ctx.workUs });
+      return r;
+    }),
+  );
+  const cpu0 = process.cpuUsage();
+  ctx.startAt[0] = Date.now() + 5 + p / 4;
+  Atomics.store(ctx.counter, GO, gen);
+  ctx.native.wake(ctx.counter, GO, Number.POSITIVE_INFINITY);
+  const participants = await Promise.all(results);
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    participants,
+    counter: Atomics.load(ctx.counter, 0),
+    windowMs,
+    // Threads share this process's CPU clock: take the whole process's (the main thread idles).
+    cpuUs: pool.kind === 'threads' ? cpu.user + cpu.system : undefined,
+  };
+}
+
+/** async-mutex: P async tasks of this event loop share one Mutex. */
+async function inprocRound(p, ctx, windowMs) {
+  const { Mutex } = await import('async-mutex');
+  const mutex = new Mutex();
+  const subject = { mode: 'async', acquire: () => mutex.acquire(), release: (r) => r() };
+  Atomics.store(ctx.counter, 0, 0);
+  // Start every task from one synchronous loop: a task whose critical sections never wait on
+  // I/O runs entirely in microtasks, so a task started from a later timer would never begin.
+  await sleep(20);
+  const startAt = Date.now();
+  const cpu0 = process.cpuUsage();
+  const participants = await Promise.all(
+    Array.from({ length: p }, () =>
+      runRound(subject, { counter: ctx.counter, startAt, windowMs, workUs: ctx.workUs }),
+    ),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    participants,
+    counter: Atomics.load(ctx.counter, 0),
+    windowMs,
+    cpuUs: cpu.user + cpu.system,
+  };
+}
+
+function pythonRuns(s, p, runs, windowMs, ctx, uncMs) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'python3',
+      [
+        join(here, 'participants.py'),
+        s.id,
+        String(p),
+        String(runs),
+        String(windowMs),
+        ctx.counterFile,
+        ctx.flockFile,
+        String(uncMs),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, BENCH_WORK_US: String(ctx.workUs) },
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`participants.py ${s.id} exited with ${code}`));
+      else {
+        const d = JSON.parse(out);
+        resolve({ uncontendedNs: d.uncontendedNs, runs: d.runs.map((r) => ({ ...r, windowMs })) });
+      }
+    });
+  });
+}
+
+/** Medians over runs of one subject at one P. */
+function summarise(runs) {
+  const per = runs.map((r) => {
+    const counts = r.participants.map((x) => x.n);
+    const total = r.participants.reduce((a, x) => a + x.total, 0);
+    const inWindow = counts.reduce((a, b) => a + b, 0);
+    const cpuUs = r.cpuUs ?? r.participants.reduce((a, x) => a + x.cpuUs, 0);
+    return {
+      rate: inWindow / (r.windowMs / 1000),
+      min: Math.min(...counts),
+      max: Math.max(...counts),
+      jain: jain(counts),
+      cpuPer1k: total > 0 ? cpuUs / 1e6 / (total / 1000) : Number.NaN,
+      lost: total - r.counter,
+    };
+  });
+  const byRate = [...per].sort((a, b) => a.rate - b.rate);
+  const mid = byRate[(byRate.length - 1) >> 1];
+  const hist = new Hist();
+  for (const r of runs) for (const x of r.participants) hist.merge(x.hist);
+  return {
+    rate: median(per.map((x) => x.rate)),
+    rates: per.map((x) => x.rate),
+    // min/max of the median run, so both come from the same window
+    min: mid.min,
+    max: mid.max,
+    jain: median(per.map((x) => x.jain)),
+    p50: hist.quantile(0.5),
+    p99: hist.quantile(0.99),
+    cpuPer1k: median(per.map((x) => x.cpuPer1k)),
+    lost: per.reduce((a, x) => a + x.lost, 0),
+  };
+}
+
+async function uncontended(s, ctx, uncMs) {
+  if (s.id === 'async-mutex') {
+    const { Mutex } = await import('async-mutex');
+    const m = new Mutex();
+    return timePairs(async () => (await m.acquire())(), true, uncMs);
+  }
+  if (s.id === 'proper-lockfile') {
+    const sub = await properLockfileSubject(ctx.lockFile);
+    return timePairs(async () => sub.release(await sub.acquire()), true, uncMs);
+  }
+  const [backend, mode] = s.id.split('-');
+  let mutex;
+  if (backend === 'sab') mutex = (await import('@bakery/sab')).createMutex({ slots: 2 });
+  else if (backend === 'mmap') mutex = (await import('@bakery/mmap')).createMutex({ slots: 2 });
+  else
+    mutex = (await import('@bakery/shm')).openMutex(`${ctx.shmName}-unc`, {
+      slots: 2,
+      dir: ctx.dir,
+    });
+  try {
+    const sub = bakerySubject(mutex, mode);
+    return await (mode === 'sync'
+      ? timePairs(() => sub.release(sub.acquire()), false, uncMs)
+      : timePairs(async () => sub.release(await sub.acquire()), true, uncMs));
+  } finally {
+    mutex.close();
+  }
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const m = machine();
+  const meta = {
+    date: new Date().toISOString(),
+    mode: opts.mode,
+    procs: opts.procs,
+    runs: opts.runs,
+    windowMs: opts.windowMs,
+    recipeWindowMs: opts.recipeWindowMs,
+    workUs: 1,
+    machine: m,
+    workload:
+      'P participants loop lock → read a shared 32-bit counter (a tmpfs file every participant maps) → ~1 µs busy work ' +
+      '(async subjects also yield to the event loop here) → write counter + 1 → unlock, from a shared start time for a fixed window',
+  };
+  const subjects = SUBJECTS.filter((s) => !opts.only || opts.only.includes(s.id));
+  const dir = mkdtempSync(join(existsShm() ? '/dev/shm' : os.tmpdir(), 'bakery-bench-'));
+  const ctx = {
+    dir,
+    shmName: `bench-${process.pid}`,
+    counterFile: join(dir, 'counter'),
+    lockFile: join(dir, 'proper-lockfile.target'),
+    flockFile: join(dir, 'flock.target'),
+    workUs: meta.workUs,
+  };
+  writeFileSync(ctx.counterFile, Buffer.alloc(COUNTER_BYTES));
+  writeFileSync(ctx.lockFile, '');
+  const log = (msg) =>
+    process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}\n`);
+  const results = {};
+  const pools = {};
+  try {
+    for (const s of subjects) {
+      const why = await skipReason(s, m);
+      results[s.id] = why ? { skipped: why } : { byP: {}, runs: {} };
+      if (why) log(`${s.id}: skipped (${why})`);
+    }
+    const live = subjects.filter((s) => !results[s.id].skipped);
+    if (live.some((s) => s.kind !== 'python')) {
+      ctx.counter = await mapCounter(ctx.counterFile);
+      ctx.startAt = new Float64Array(ctx.counter.buffer, START_AT * 4, 1);
+      ctx.native = (await import('@bakery/mmap')).loadNative();
+    }
+
+    log(`uncontended lock+unlock (${opts.uncMs} ms per subject)`);
+    for (const s of live.filter((s) => s.kind !== 'python')) {
+      results[s.id].uncontendedNs = await uncontended(s, ctx, opts.uncMs);
+    }
+
+    for (const kind of ['threads', 'procs']) {
+      if (!live.some((s) => s.kind === kind)) continue;
+      const t0 = Date.now();
+      pools[kind] = await startPool(kind, opts.procs, ctx);
+      log(
+        `${Math.max(...opts.procs)} ${kind === 'procs' ? 'processes' : 'threads'} up in ${Date.now() - t0} ms`,
+      );
+    }
+    for (const p of opts.procs) {
+      for (const pool of Object.values(pools)) {
+        const group = live.filter((s) => s.kind === pool.kind);
+        await openLocks(pool, p);
+        // Interleave subjects run by run, so a burst of load from elsewhere hits all of them.
+        for (let r = 0; r < opts.runs; r++) {
+          for (const s of group) {
+            (results[s.id].runs[p] ??= []).push(await poolRound(pool, s.id, p, ctx, opts.windowMs));
+          }
+        }
+      }
+      for (const s of live.filter((s) => s.kind === 'inproc')) {
+        for (let r = 0; r < opts.runs; r++) {
+          (results[s.id].runs[p] ??= []).push(await inprocRound(p, ctx, opts.windowMs));
+        }
+      }
+      for (const s of live.filter((s) => s.kind === 'python')) {
+        const windowMs =
+          s.id === 'recipe' ? Math.max(opts.windowMs, opts.recipeWindowMs) : opts.windowMs;
+        const d = await pythonRuns(
+          s,
+          p,
+          opts.runs,
+          windowMs,
+          ctx,
+          p === opts.procs[0] ? opts.uncMs : 1,
+        );
+        if (p === opts.procs[0]) results[s.id].uncontendedNs = d.uncontendedNs;
+        results[s.id].runs[p] = d.runs;
+      }
+      for (const s of live) {
+        const runs = results[s.id].runs[p];
+        if (runs) results[s.id].byP[p] = summarise(runs);
+      }
+      log(`P=${p}: done`);
+    }
+  } finally {
+    for (const pool of Object.values(pools)) await pool.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const s of subjects) delete results[s.id].runs;
+  meta.seconds = +((Date.now() - started) / 1000).toFixed(1);
+
+  const tgt = targets(results);
+  const md = [
+    `## bakery-bench (${meta.mode})`,
+    '',
+    caption(meta),
+    '',
+    summaryTable(results, meta),
+    '',
+    detailTable(results, meta),
+    '',
+    targetsTable(tgt),
+    '',
+    `Workload: ${meta.workload}. Acquisitions/s count lock returns inside the window; wait = time in the lock call; ` +
+      'CPU = user + system of every participant during its round (threads and async tasks: the whole process); ' +
+      'lost updates = critical sections run − final counter (0 for every lock that excludes).',
+    '',
+  ].join('\n');
+  if (opts.json) console.log(JSON.stringify({ meta, results, targets: tgt }, null, 2));
+  else console.log(md);
+  if (opts.write) {
+    const out = opts.out ?? join(here, '..', 'results');
+    mkdirSync(out, { recursive: true });
+    const base = opts.mode === 'full' ? 'latest' : `latest-${opts.mode}`;
+    writeFileSync(join(out, `${base}.md`), md);
+    writeFileSync(
+      join(out, `${base}.json`),
+      `${JSON.stringify({ meta, results, targets: tgt }, null, 2)}\n`,
+    );
+    writeFileSync(join(out, `${base}.svg`), svgChart(results, meta));
+    log(`wrote ${join(out, base)}.{md,json,svg} in ${meta.seconds} s`);
+  }
+}
+
+function existsShm() {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+await main();

@@ -1,0 +1,275 @@
+// The outputs: markdown tables (detail and summary), the targets of issue 7 as ratios from the
+// same run, and an SVG chart (acquisitions/s vs P, log scales; Jain's fairness vs P).
+import { KIND_NAMES, SUBJECTS } from './subjects.mjs';
+
+const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
+const fmtRate = (x) => {
+  if (!Number.isFinite(x)) return '–';
+  if (x >= 100) return fmtInt(x);
+  if (x >= 1) return x.toFixed(1);
+  return x.toFixed(2);
+};
+export const fmtNs = (ns) => {
+  if (!Number.isFinite(ns)) return '–';
+  if (ns < 1e3) return `${ns.toFixed(0)} ns`;
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(ns < 1e4 ? 2 : 1)} µs`;
+  if (ns < 1e9) return `${(ns / 1e6).toFixed(ns < 1e7 ? 2 : 1)} ms`;
+  return `${(ns / 1e9).toFixed(2)} s`;
+};
+const fmtCpu = (x) => (Number.isFinite(x) ? (x >= 0.01 ? x.toFixed(3) : x.toPrecision(2)) : '–');
+
+export function caption(meta) {
+  const m = meta.machine;
+  return (
+    `${meta.date} · ${m.cpuModel} × ${m.cpus} · ${m.os} · Node ${m.node}` +
+    (m.python ? ` · ${m.python}` : '') +
+    ` · load average at start ${m.loadavg.map((x) => x.toFixed(2)).join(' / ')}` +
+    ` · ${meta.mode} run: window ${meta.windowMs} ms (recipe ${meta.recipeWindowMs} ms),` +
+    ` median of ${meta.runs} run${meta.runs > 1 ? 's' : ''}, critical section ≈ ${meta.workUs} µs`
+  );
+}
+
+/** One row per subject and P. */
+export function detailTable(results, meta) {
+  const lines = [
+    '| subject | participants | P | acquisitions/s | uncontended lock+unlock | per participant min / max | Jain | wait p50 | wait p99 | CPU s / 1k acq | lost updates |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const s of SUBJECTS) {
+    const r = results[s.id];
+    if (!r) continue;
+    if (r.skipped) {
+      lines.push(`| ${s.label} | ${KIND_NAMES[s.kind]} | – | skipped: ${r.skipped} ||||||||`);
+      continue;
+    }
+    for (const p of meta.procs) {
+      const x = r.byP[p];
+      if (!x) continue;
+      if (x.skipped) {
+        lines.push(`| ${s.label} | ${KIND_NAMES[s.kind]} | ${p} | skipped: ${x.skipped} ||||||||`);
+        continue;
+      }
+      lines.push(
+        `| ${s.label} | ${KIND_NAMES[s.kind]} | ${p} | ${fmtRate(x.rate)} | ${p === 1 ? fmtNs(r.uncontendedNs) : ''} | ` +
+          `${fmtInt(x.min)} / ${fmtInt(x.max)} | ${Number.isFinite(x.jain) ? x.jain.toFixed(3) : '–'} | ` +
+          `${fmtNs(x.p50)} | ${fmtNs(x.p99)} | ${fmtCpu(x.cpuPer1k)} | ${x.lost}${s.exclusive === false && x.lost ? ' (expected)' : ''} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/** One row per subject: uncontended ns, acquisitions/s per P, fairness at the largest P. */
+export function summaryTable(results, meta) {
+  const top = meta.procs.at(-1);
+  const lines = [
+    `| subject | uncontended lock+unlock | ${meta.procs.map((p) => `P=${p} acq/s`).join(' | ')} | Jain P=${top} | lost updates (all P) |`,
+    `|---|--:|${meta.procs.map(() => '--:').join('|')}|--:|--:|`,
+  ];
+  for (const s of SUBJECTS) {
+    const r = results[s.id];
+    if (!r) continue;
+    if (r.skipped) {
+      lines.push(`| ${s.label} | skipped: ${r.skipped} |${meta.procs.map(() => '').join('|')}|||`);
+      continue;
+    }
+    const lost = meta.procs.reduce((a, p) => a + (r.byP[p]?.lost ?? 0), 0);
+    lines.push(
+      `| ${s.label} | ${fmtNs(r.uncontendedNs)} | ${meta.procs.map((p) => fmtRate(r.byP[p]?.rate)).join(' | ')} | ` +
+        `${Number.isFinite(r.byP[top]?.jain) ? r.byP[top].jain.toFixed(3) : '–'} | ${lost} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The targets of issue 7, each as measured / goal from this run. */
+export function targets(results) {
+  const g = (id, p, key = 'rate') => results[id]?.byP?.[p]?.[key];
+  const u = (id) => results[id]?.uncontendedNs;
+  const rows = [];
+  const add = (what, measured, goal, ok) =>
+    rows.push({ what, measured, goal, ok: ok === undefined ? null : ok });
+  for (const id of ['sab-sync', 'mmap-sync']) {
+    const v = u(id);
+    add(`P=1 ${id} uncontended ≤ 100 ns`, fmtNs(v), `${(v / 100).toFixed(1)}× the limit`, v <= 100);
+  }
+  const shm = u('shm-sync');
+  add(
+    'P=1 shm-sync uncontended ≤ 5 µs',
+    fmtNs(shm),
+    `${(shm / 5000).toFixed(2)}× the limit`,
+    shm <= 5000,
+  );
+  const ratio = (a, b) => a / b;
+  const r4 = ratio(g('mmap-sync', 4), g('mplock', 4));
+  add(
+    'P=4 mmap-sync ≥ multiprocessing.Lock',
+    `${fmtRate(g('mmap-sync', 4))} vs ${fmtRate(g('mplock', 4))} acq/s`,
+    `${r4.toFixed(2)}× (goal ≥ 1)`,
+    r4 >= 1,
+  );
+  const j4 = g('mmap-sync', 4, 'jain');
+  add('P=4 mmap-sync fairness ≥ 0.95', j4?.toFixed(3), 'Jain', j4 >= 0.95);
+  const r64 = ratio(g('mmap-sync', 64), g('mplock', 64));
+  add(
+    'P=64 mmap-sync ≥ 0.5 × multiprocessing.Lock',
+    `${fmtRate(g('mmap-sync', 64))} vs ${fmtRate(g('mplock', 64))} acq/s`,
+    `${r64.toFixed(2)}× (goal ≥ 0.5)`,
+    r64 >= 0.5,
+  );
+  const j64 = g('mmap-sync', 64, 'jain');
+  add('P=64 mmap-sync fairness ≥ 0.9', j64?.toFixed(3), 'Jain', j64 >= 0.9);
+  const s64 = ratio(g('shm-sync', 64), g('proper-lockfile', 64));
+  add(
+    'P=64 shm-sync ≥ 10 × proper-lockfile',
+    `${fmtRate(g('shm-sync', 64))} vs ${fmtRate(g('proper-lockfile', 64))} acq/s`,
+    `${s64.toFixed(1)}× (goal ≥ 10)`,
+    s64 >= 10,
+  );
+  const rr = ratio(g('shm-sync', 64), g('recipe', 64));
+  add(
+    'P=64 shm-sync ≥ 10,000 × recipe',
+    `${fmtRate(g('shm-sync', 64))} vs ${fmtRate(g('recipe', 64))} acq/s`,
+    `${Number.isFinite(rr) ? fmtInt(rr) : '–'}× (goal ≥ 10,000)`,
+    rr >= 10000,
+  );
+  return rows.map((r) => ({
+    ...r,
+    ok: Number.isNaN(r.ok) || r.measured === undefined ? null : r.ok,
+  }));
+}
+
+export function targetsTable(rows) {
+  const lines = ['| target (issue 7) | measured | ratio | met |', '|---|--:|--:|:-:|'];
+  for (const r of rows) {
+    const na = r.measured === undefined || /–|NaN|undefined/.test(`${r.measured} ${r.goal}`);
+    lines.push(
+      `| ${r.what} | ${r.measured ?? '–'} | ${r.goal} | ${na ? 'not measured' : r.ok ? 'yes' : 'no'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+// ---- SVG ------------------------------------------------------------------------------------
+
+const COLOURS = {
+  'sab-sync': '#1f77b4',
+  'sab-async': '#1f77b4',
+  'mmap-sync': '#d62728',
+  'mmap-async': '#d62728',
+  'shm-sync': '#2ca02c',
+  'shm-async': '#2ca02c',
+  'proper-lockfile': '#9467bd',
+  flock: '#8c564b',
+  mplock: '#ff7f0e',
+  'async-mutex': '#17becf',
+  recipe: '#7f7f7f',
+};
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+export function svgChart(results, meta) {
+  const W = 1100;
+  const H = 520;
+  const plots = [
+    { x: 70, y: 50, w: 470, h: 380, title: 'acquisitions/s (log scale)', key: 'rate', log: true },
+    { x: 610, y: 50, w: 230, h: 380, title: "Jain's fairness index", key: 'jain', log: false },
+  ];
+  const ps = meta.procs;
+  const xAt = (pl, p) =>
+    pl.x +
+    (ps.length === 1
+      ? pl.w / 2
+      : ((Math.log2(p) - Math.log2(ps[0])) / (Math.log2(ps.at(-1)) - Math.log2(ps[0]))) * pl.w);
+  const rates = [];
+  for (const s of SUBJECTS)
+    for (const p of ps) {
+      const v = results[s.id]?.byP?.[p]?.rate;
+      if (v > 0) rates.push(v);
+    }
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...rates, 1)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(...rates, 10)));
+  const yAt = (pl, v) =>
+    pl.log
+      ? pl.y + pl.h - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * pl.h
+      : pl.y + pl.h - v * pl.h;
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    '<title>bakery-bench: acquisitions/s and fairness vs participants</title>',
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">bakery-bench: P participants loop lock → read–work–write a shared counter → unlock</text>`,
+    `<text x="${W / 2}" y="40" text-anchor="middle" fill="#555">${esc(`${meta.date.slice(0, 10)} · ${meta.machine.cpus} × ${meta.machine.cpuModel} · Node ${meta.machine.node} · load ${meta.machine.loadavg[0].toFixed(2)} at start · ${meta.mode} run`)}</text>`,
+  ];
+  for (const pl of plots) {
+    out.push(
+      `<rect x="${pl.x}" y="${pl.y}" width="${pl.w}" height="${pl.h}" fill="none" stroke="#999"/>`,
+    );
+    out.push(
+      `<text x="${pl.x + pl.w / 2}" y="${pl.y - 0}" dy="-4" text-anchor="middle" font-weight="bold">${pl.title}</text>`,
+    );
+    // y grid
+    if (pl.log) {
+      for (let e = Math.log10(lo); e <= Math.log10(hi); e++) {
+        const y = yAt(pl, 10 ** e);
+        out.push(`<line x1="${pl.x}" x2="${pl.x + pl.w}" y1="${y}" y2="${y}" stroke="#eee"/>`);
+        const label = e >= 6 ? `${10 ** (e - 6)}M` : e >= 3 ? `${10 ** (e - 3)}k` : `${10 ** e}`;
+        out.push(`<text x="${pl.x - 6}" y="${y + 4}" text-anchor="end">${label}</text>`);
+      }
+    } else {
+      for (let v = 0; v <= 1.0001; v += 0.2) {
+        const y = yAt(pl, v);
+        out.push(`<line x1="${pl.x}" x2="${pl.x + pl.w}" y1="${y}" y2="${y}" stroke="#eee"/>`);
+        out.push(`<text x="${pl.x - 6}" y="${y + 4}" text-anchor="end">${v.toFixed(1)}</text>`);
+      }
+    }
+    for (const p of ps) {
+      const x = xAt(pl, p);
+      out.push(`<line x1="${x}" x2="${x}" y1="${pl.y}" y2="${pl.y + pl.h}" stroke="#eee"/>`);
+      out.push(`<text x="${x}" y="${pl.y + pl.h + 16}" text-anchor="middle">${p}</text>`);
+    }
+    out.push(
+      `<text x="${pl.x + pl.w / 2}" y="${pl.y + pl.h + 34}" text-anchor="middle">participants P</text>`,
+    );
+    for (const s of SUBJECTS) {
+      const r = results[s.id];
+      if (!r || r.skipped) continue;
+      const pts = ps
+        .map((p) => [p, r.byP[p]?.[pl.key]])
+        .filter(([, v]) => Number.isFinite(v) && (!pl.log || v > 0))
+        .map(([p, v]) => [xAt(pl, p), yAt(pl, v)]);
+      if (pts.length === 0) continue;
+      const dash = s.id.endsWith('-async') ? ' stroke-dasharray="6 4"' : '';
+      out.push(
+        `<polyline fill="none" stroke="${COLOURS[s.id]}" stroke-width="2"${dash} points="${pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}"/>`,
+      );
+      for (const [x, y] of pts) {
+        const shape = s.ours
+          ? `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3.5" fill="${COLOURS[s.id]}"/>`
+          : `<rect x="${(x - 3.5).toFixed(1)}" y="${(y - 3.5).toFixed(1)}" width="7" height="7" fill="${COLOURS[s.id]}"/>`;
+        out.push(shape);
+      }
+    }
+  }
+  // legend
+  let ly = 60;
+  const lx = 870;
+  out.push(`<text x="${lx}" y="${ly - 12}" font-weight="bold">subjects</text>`);
+  for (const s of SUBJECTS) {
+    const r = results[s.id];
+    if (!r) continue;
+    const dash = s.id.endsWith('-async') ? ' stroke-dasharray="6 4"' : '';
+    out.push(
+      `<line x1="${lx}" x2="${lx + 26}" y1="${ly}" y2="${ly}" stroke="${COLOURS[s.id]}" stroke-width="2"${dash}/>`,
+    );
+    out.push(
+      `<text x="${lx + 32}" y="${ly + 4}"${r.skipped ? ' fill="#999"' : ''}>${esc(s.label)}${r.skipped ? ' (skipped)' : ''}</text>`,
+    );
+    ly += 20;
+  }
+  out.push(
+    `<text x="${lx}" y="${ly + 10}" fill="#555">solid: lockSync · dashed: await lock()</text>`,
+    `<text x="${lx}" y="${ly + 26}" fill="#555">circles: bakery · squares: peers</text>`,
+    `<text x="70" y="${H - 20}" fill="#555">Medians of runs. A first-come-first-served lock hands over to the next ticket even when its owner is descheduled (P &gt; cores).</text>`,
+    '</svg>',
+  );
+  return out.join('\n');
+}

@@ -1,0 +1,97 @@
+// The workload every subject runs, in every Node participant (forked child, worker thread, or an
+// async task in the parent): from a shared start time, loop lock → critical section → unlock
+// until the window ends. The critical section is a non-atomic read–yield–write of a shared
+// counter plus ~1 µs of busy work; a lock that fails to exclude loses updates.
+import { closeSync, openSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Hist, work } from './stats.mjs';
+
+/** Bytes of the shared counter file (a tmpfs file every participant maps, Python ones too). */
+export const COUNTER_BYTES = 4096;
+/** Cells of that file: 0 the counter; GO the round generation that releases armed members. */
+export const GO = 2;
+/** The round's start time (ms since the epoch) as a float64 at cell START_AT (8-aligned). */
+export const START_AT = 4;
+
+/**
+ * Maps the counter file shared (with @bakery/mmap's addon: `map` of a tmpfs file) and returns
+ * an Int32Array over it; cell 0 is the counter.
+ */
+export async function mapCounter(file) {
+  const { loadNative } = await import('@bakery/mmap');
+  const fd = openSync(file, 'r+');
+  try {
+    return new Int32Array(loadNative().map(fd, COUNTER_BYTES));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * One participant's round. `subject` is `{ mode: 'sync' | 'async', acquire(), release(handle) }`.
+ * Waits are timed from the lock call to its return; only acquisitions made inside the window
+ * count (`n`), but every critical section increments the counter (`total`), so
+ * lost updates = Σ total − counter.
+ */
+export async function runRound(subject, { counter, startAt, windowMs, workUs }) {
+  const hist = new Hist();
+  const early = startAt - Date.now();
+  if (early > 3) await sleep(early - 2);
+  while (Date.now() < startAt);
+  const end = performance.now() + (startAt + windowMs - Date.now());
+  const cpu0 = process.cpuUsage();
+  const { acquire, release } = subject;
+  let n = 0;
+  let total = 0;
+  if (subject.mode === 'sync') {
+    for (let t0 = performance.now(); t0 < end; t0 = performance.now()) {
+      const h = acquire();
+      const t1 = performance.now();
+      const v = Atomics.load(counter, 0);
+      work(workUs); // a sync critical section cannot yield its thread; other participants run concurrently
+      Atomics.store(counter, 0, v + 1);
+      release(h);
+      total++;
+      if (t1 < end) {
+        n++;
+        hist.add((t1 - t0) * 1e6);
+      }
+    }
+  } else {
+    for (let t0 = performance.now(); t0 < end; t0 = performance.now()) {
+      const h = await acquire();
+      const t1 = performance.now();
+      const v = Atomics.load(counter, 0);
+      await null; // yield: other tasks of this event loop may run between the read and the write
+      work(workUs);
+      Atomics.store(counter, 0, v + 1);
+      await release(h);
+      total++;
+      if (t1 < end) {
+        n++;
+        hist.add((t1 - t0) * 1e6);
+      }
+    }
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return { n, total, hist: hist.toJSON(), cpuUs: cpu.user + cpu.system };
+}
+
+/** Our Mutex as a subject: `lockSync()` or `await lock()`, then `lease.release()`. */
+export const bakerySubject = (mutex, mode) =>
+  mode === 'sync'
+    ? { mode, acquire: () => mutex.lockSync(), release: (lease) => lease.release() }
+    : { mode, acquire: () => mutex.lock(), release: (lease) => lease.release() };
+
+/**
+ * proper-lockfile as users call it across processes: `lock(file)` with retries (its
+ * `lockSync` cannot retry), then the returned `release()`. Retries poll from 1 ms up to 20 ms.
+ */
+export async function properLockfileSubject(file) {
+  const lockfile = (await import('proper-lockfile')).default;
+  const options = {
+    realpath: false,
+    retries: { forever: true, minTimeout: 1, maxTimeout: 20, factor: 1.5 },
+  };
+  return { mode: 'async', acquire: () => lockfile.lock(file, options), release: (r) => r() };
+}

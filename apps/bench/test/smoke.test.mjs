@@ -1,0 +1,46 @@
+// A smoke check of the harness, never a benchmark: tiny windows, P = 1 and 2. It proves the
+// table lists every subject (measured or skipped with a reason), that the chart and JSON are
+// written, and that no lock claiming exclusion lost an update. It asserts nothing about speed.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, expect, test } from 'vitest';
+import { SUBJECTS } from '../src/subjects.mjs';
+
+const out = mkdtempSync(join(tmpdir(), 'bakery-bench-smoke-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+test('a smoke run lists every subject, writes md/json/svg, and loses no update', async () => {
+  const cli = new URL('../src/cli.mjs', import.meta.url).pathname;
+  const { stdout } = await promisify(execFile)(process.execPath, [cli, '--smoke', '--out', out], {
+    maxBuffer: 1 << 24,
+  });
+  for (const s of SUBJECTS) expect(stdout).toContain(`| ${s.label} |`);
+
+  const { meta, results } = JSON.parse(readFileSync(join(out, 'latest-smoke.json'), 'utf8'));
+  expect(meta.machine.cpus).toBeGreaterThan(0);
+  expect(meta.machine.node).toBe(process.version);
+  for (const s of SUBJECTS) {
+    const r = results[s.id];
+    if (r.skipped) {
+      expect(r.skipped, s.id).toMatch(/\S/);
+      continue;
+    }
+    for (const p of meta.procs) {
+      const x = r.byP[p];
+      expect(x, `${s.id} P=${p}`).toBeDefined();
+      if (s.exclusive !== false) expect(x.lost, `${s.id} P=${p} lost updates`).toBe(0);
+    }
+    expect(r.uncontendedNs, s.id).toBeGreaterThan(0);
+  }
+  // Our backends never skip on Linux: they are what the bench is for.
+  for (const id of ['sab-sync', 'mmap-sync', 'shm-sync'])
+    expect(results[id].skipped).toBeUndefined();
+
+  const svg = readFileSync(join(out, 'latest-smoke.svg'), 'utf8');
+  expect(svg).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  expect(svg).toContain('</svg>');
+  expect(readFileSync(join(out, 'latest-smoke.md'), 'utf8')).toContain('| target (issue 7) |');
+});
