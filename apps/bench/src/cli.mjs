@@ -38,6 +38,7 @@ function parseArgs(argv) {
     else if (a === '--procs') o.procs = next().split(',').map(Number);
     else if (a === '--runs') o.runs = Number(next());
     else if (a === '--window') o.windowMs = Number(next());
+    else if (a === '--warmup') o.warmupMs = Number(next());
     else if (a === '--recipe-window') o.recipeWindowMs = Number(next());
     else if (a === '--only') o.only = next().split(',');
     else if (a === '--out') o.out = next();
@@ -51,12 +52,21 @@ function parseArgs(argv) {
     } else throw new Error(`unknown option ${a} (try --help)`);
   }
   const preset = o.smoke
-    ? { procs: [1, 2], runs: 1, windowMs: 100, recipeWindowMs: 300, uncMs: 20, mode: 'smoke' }
+    ? {
+        procs: [1, 2],
+        runs: 1,
+        windowMs: 100,
+        warmupMs: 30,
+        recipeWindowMs: 300,
+        uncMs: 20,
+        mode: 'smoke',
+      }
     : o.quick
       ? {
           procs: [1, 4, 16, 64],
           runs: 1,
-          windowMs: 250,
+          windowMs: 300,
+          warmupMs: 200,
           recipeWindowMs: 1000,
           uncMs: 100,
           mode: 'quick',
@@ -65,6 +75,7 @@ function parseArgs(argv) {
           procs: [1, 4, 16, 64],
           runs: 3,
           windowMs: 1000,
+          warmupMs: 300,
           recipeWindowMs: 3000,
           uncMs: 400,
           mode: 'full',
@@ -108,11 +119,16 @@ const once = (emitter, type) =>
     const onMsg = (msg) => {
       if (msg?.type === type) {
         emitter.off('message', onMsg);
+        emitter.off('error', onError);
         resolve(msg);
       }
     };
+    const onError = (err) => {
+      emitter.off('message', onMsg);
+      reject(err);
+    };
     emitter.on('message', onMsg);
-    emitter.once('error', reject);
+    emitter.once('error', onError);
   });
 
 /**
@@ -217,7 +233,15 @@ async function poolRound(pool, subject, p, ctx, windowMs) {
   await Promise.all(
     members.map((m) => {
       const r = once(m, 'armed');
-      pool.send(m, { type: 'round', subject, p, gen, windowMs, workUs: ctx.workUs });
+      pool.send(m, {
+        type: 'round',
+        subject,
+        p,
+        gen,
+        windowMs,
+        warmupMs: ctx.warmupMs,
+        workUs: ctx.workUs,
+      });
       return r;
     }),
   );
@@ -249,7 +273,13 @@ async function inprocRound(p, ctx, windowMs) {
   const cpu0 = process.cpuUsage();
   const participants = await Promise.all(
     Array.from({ length: p }, () =>
-      runRound(subject, { counter: ctx.counter, startAt, windowMs, workUs: ctx.workUs }),
+      runRound(subject, {
+        counter: ctx.counter,
+        startAt,
+        windowMs,
+        warmupMs: ctx.warmupMs,
+        workUs: ctx.workUs,
+      }),
     ),
   );
   const cpu = process.cpuUsage(cpu0);
@@ -277,7 +307,11 @@ function pythonRuns(s, p, runs, windowMs, ctx, uncMs) {
       ],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
-        env: { ...process.env, BENCH_WORK_US: String(ctx.workUs) },
+        env: {
+          ...process.env,
+          BENCH_WORK_US: String(ctx.workUs),
+          BENCH_WARMUP_MS: String(ctx.warmupMs),
+        },
       },
     );
     let out = '';
@@ -368,6 +402,7 @@ async function main() {
     procs: opts.procs,
     runs: opts.runs,
     windowMs: opts.windowMs,
+    warmupMs: opts.warmupMs,
     recipeWindowMs: opts.recipeWindowMs,
     workUs: 1,
     machine: m,
@@ -384,6 +419,7 @@ async function main() {
     lockFile: join(dir, 'proper-lockfile.target'),
     flockFile: join(dir, 'flock.target'),
     workUs: meta.workUs,
+    warmupMs: opts.warmupMs,
   };
   writeFileSync(ctx.counterFile, Buffer.alloc(COUNTER_BYTES));
   writeFileSync(ctx.lockFile, '');

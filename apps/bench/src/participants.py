@@ -125,7 +125,7 @@ def work(us):
         pass
 
 
-def child(lock, counter, gen, window_ms, work_us, ready_fd, out_fd):
+def child(lock, counter, gen, window_ms, warmup_ms, work_us, ready_fd, out_fd):
     if hasattr(lock, "after_fork"):
         lock.after_fork()
     # Barrier: say ready, then poll the GO word until the parent publishes the start time.
@@ -149,7 +149,8 @@ def child(lock, counter, gen, window_ms, work_us, ready_fd, out_fd):
     delay = start_at - time.time()
     if delay > 0:
         sleep(delay)
-    end = time.perf_counter() + (start_at + window_ms / 1000 - time.time())
+    begin = time.perf_counter() + (start_at + warmup_ms / 1000 - time.time())
+    end = begin + window_ms / 1000
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     try:
         while not state["stop"]:
@@ -165,7 +166,7 @@ def child(lock, counter, gen, window_ms, work_us, ready_fd, out_fd):
             counter[0:4] = (v + 1).to_bytes(4, "little", signed=True)
             lock.unlock()
             total += 1
-            if t1 < end:
+            if begin <= t1 < end:
                 n += 1
                 ns = (t1 - t0) * 1e9
                 b = 0 if ns < 1 else math.floor(math.log2(ns) * PER_OCTAVE)
@@ -206,6 +207,7 @@ def main():
     subject, procs, runs, window_ms, counter_file, lock_file, unc_ms = sys.argv[1:8]
     procs, runs, window_ms, unc_ms = int(procs), int(runs), float(window_ms), float(unc_ms)
     work_us = float(os.environ.get("BENCH_WORK_US", "1"))
+    warmup_ms = float(os.environ.get("BENCH_WARMUP_MS", "0"))
     fd = os.open(counter_file, os.O_RDWR)
     counter = mmap.mmap(fd, COUNTER_BYTES, mmap.MAP_SHARED)
     os.close(fd)
@@ -223,7 +225,7 @@ def main():
                 os.close(r)
                 os.close(ready_r)
                 try:
-                    child(lock, counter, gen, window_ms, work_us, ready_w, w)
+                    child(lock, counter, gen, window_ms, warmup_ms, work_us, ready_w, w)
                 finally:
                     os._exit(0)
             os.close(w)
@@ -241,7 +243,7 @@ def main():
         counter[GO:GO + 4] = gen.to_bytes(4, "little")
         # Past the window plus a grace period, stop whoever is still queued for the lock.
         grace = max(1.0, window_ms / 2000)
-        deadline = start_at + window_ms / 1000 + grace
+        deadline = start_at + (warmup_ms + window_ms) / 1000 + grace
         alive = {pid for pid, _ in kids}
         while alive and time.time() < deadline:
             for pid in list(alive):

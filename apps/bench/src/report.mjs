@@ -24,7 +24,7 @@ export function caption(meta) {
     `${meta.date} · ${m.cpuModel} × ${m.cpus} · ${m.os} · Node ${m.node}` +
     (m.python ? ` · ${m.python}` : '') +
     ` · load average at start ${m.loadavg.map((x) => x.toFixed(2)).join(' / ')}` +
-    ` · ${meta.mode} run: window ${meta.windowMs} ms (recipe ${meta.recipeWindowMs} ms),` +
+    ` · ${meta.mode} run: window ${meta.windowMs} ms after ${meta.warmupMs} ms of warm-up (recipe ${meta.recipeWindowMs} ms),` +
     ` median of ${meta.runs} run${meta.runs > 1 ? 's' : ''}, critical section ≈ ${meta.workUs} µs`
   );
 }

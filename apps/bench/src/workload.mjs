@@ -30,15 +30,18 @@ export async function mapCounter(file) {
 /**
  * One participant's round. `subject` is `{ mode: 'sync' | 'async', acquire(), release(handle) }`.
  * Waits are timed from the lock call to its return; only acquisitions made inside the window
- * count (`n`), but every critical section increments the counter (`total`), so
+ * (after `warmupMs`) count (`n`), but every critical section increments the counter (`total`), so
  * lost updates = Σ total − counter.
  */
-export async function runRound(subject, { counter, startAt, windowMs, workUs }) {
+export async function runRound(subject, { counter, startAt, windowMs, warmupMs = 0, workUs }) {
   const hist = new Hist();
   const early = startAt - Date.now();
   if (early > 3) await sleep(early - 2);
   while (Date.now() < startAt);
-  const end = performance.now() + (startAt + windowMs - Date.now());
+  // Counting starts after the warm-up (the first turns of P freshly woken participants are a
+  // start-up transient, not the steady state) and stops at the window's end.
+  const from = performance.now() + (startAt + warmupMs - Date.now());
+  const end = from + windowMs;
   const cpu0 = process.cpuUsage();
   const { acquire, release } = subject;
   let n = 0;
@@ -52,7 +55,7 @@ export async function runRound(subject, { counter, startAt, windowMs, workUs }) 
       Atomics.store(counter, 0, v + 1);
       release(h);
       total++;
-      if (t1 < end) {
+      if (t1 < end && t1 >= from) {
         n++;
         hist.add((t1 - t0) * 1e6);
       }
@@ -67,7 +70,7 @@ export async function runRound(subject, { counter, startAt, windowMs, workUs }) 
       Atomics.store(counter, 0, v + 1);
       await release(h);
       total++;
-      if (t1 < end) {
+      if (t1 < end && t1 >= from) {
         n++;
         hist.add((t1 - t0) * 1e6);
       }
