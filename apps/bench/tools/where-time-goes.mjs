@@ -15,9 +15,18 @@ const counting = {
   get length() {
     return inner.length;
   },
-  load: (i) => (count.load++, inner.load(i)),
-  store: (i, v) => (count.store++, inner.store(i, v)),
-  compareExchange: (i, e, r) => (count.cas++, inner.compareExchange(i, e, r)),
+  load(i) {
+    count.load++;
+    return inner.load(i);
+  },
+  store(i, v) {
+    count.store++;
+    inner.store(i, v);
+  },
+  compareExchange(i, e, r) {
+    count.cas++;
+    return inner.compareExchange(i, e, r);
+  },
 };
 const m = openOn({ cells: counting }, {});
 m.lockSync().release(); // warm
