@@ -55,7 +55,9 @@ const bare = time((n) => {
     for (let j = 0; j < stores; j++) Atomics.store(ia, j & 31, k);
   }
 }, 200_000);
-console.log(`the same ${loads} Atomics.load + ${stores} Atomics.store, bare: ${bare.toFixed(0)} ns`);
+console.log(
+  `the same ${loads} Atomics.load + ${stores} Atomics.store, bare: ${bare.toFixed(0)} ns`,
+);
 const one = time((n) => {
   for (let k = 0; k < n; k++) Atomics.store(ia, 0, k);
 }, 2_000_000);
