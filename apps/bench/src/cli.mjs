@@ -5,7 +5,15 @@
 //   options: --procs 1,4,16 --runs N --window MS --recipe-window MS --only id,id --out DIR
 //            --no-write (print only) --json (print the JSON instead of the tables)
 import { fork, spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,10 +50,12 @@ function parseArgs(argv) {
     else if (a === '--recipe-window') o.recipeWindowMs = Number(next());
     else if (a === '--only') o.only = next().split(',');
     else if (a === '--out') o.out = next();
+    else if (a === '--from') o.from = next();
     else if (a === '--help' || a === '-h') {
       console.log(
         'usage: bakery-bench [--quick | --smoke] [--procs 1,4,16,64] [--runs N] [--window MS]\n' +
-          '                    [--recipe-window MS] [--only id,id] [--out DIR] [--no-write] [--json]\n' +
+          '                    [--warmup MS] [--recipe-window MS] [--only id,id] [--out DIR]\n' +
+          '                    [--no-write] [--json] [--from results/latest.json (re-render only)]\n' +
           `subjects: ${SUBJECTS.map((s) => s.id).join(', ')}`,
       );
       process.exit(0);
@@ -394,6 +404,12 @@ async function uncontended(s, ctx, uncMs) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  if (opts.from) {
+    // Re-render the tables and chart of an earlier run (no measuring).
+    const { meta, results } = JSON.parse(readFileSync(opts.from, 'utf8'));
+    write({ ...opts, mode: meta.mode }, meta, results);
+    return;
+  }
   const started = Date.now();
   const m = machine();
   const meta = {
@@ -495,7 +511,11 @@ async function main() {
   }
   for (const s of subjects) delete results[s.id].runs;
   meta.seconds = +((Date.now() - started) / 1000).toFixed(1);
+  write(opts, meta, results);
+}
 
+/** Print the tables and write results/<base>.{md,json,svg}. */
+function write(opts, meta, results) {
   const tgt = targets(results);
   const md = [
     `## bakery-bench (${meta.mode})`,
@@ -525,7 +545,9 @@ async function main() {
       `${JSON.stringify({ meta, results, targets: tgt }, null, 2)}\n`,
     );
     writeFileSync(join(out, `${base}.svg`), svgChart(results, meta));
-    log(`wrote ${join(out, base)}.{md,json,svg} in ${meta.seconds} s`);
+    process.stderr.write(
+      `[bench] wrote ${join(out, base)}.{md,json,svg} (run took ${meta.seconds} s)\n`,
+    );
   }
 }
 

@@ -168,11 +168,11 @@ const COLOURS = {
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 export function svgChart(results, meta) {
-  const W = 1100;
-  const H = 520;
+  const W = 1180;
+  const H = 540;
   const plots = [
-    { x: 70, y: 50, w: 470, h: 380, title: 'acquisitions/s (log scale)', key: 'rate', log: true },
-    { x: 610, y: 50, w: 230, h: 380, title: "Jain's fairness index", key: 'jain', log: false },
+    { x: 70, y: 80, w: 470, h: 380, title: 'acquisitions/s (log scale)', key: 'rate', log: true },
+    { x: 610, y: 80, w: 230, h: 380, title: "Jain's fairness index", key: 'jain', log: false },
   ];
   const ps = meta.procs;
   const xAt = (pl, p) =>
@@ -250,7 +250,7 @@ export function svgChart(results, meta) {
     }
   }
   // legend
-  let ly = 60;
+  let ly = 90;
   const lx = 870;
   out.push(`<text x="${lx}" y="${ly - 12}" font-weight="bold">subjects</text>`);
   for (const s of SUBJECTS) {
