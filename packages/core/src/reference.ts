@@ -1,6 +1,6 @@
 import type { Cells } from './backend.js';
 import { cellsFor } from './layout.js';
-import { initLayout } from './memory.js';
+import { checkSlots, initLayout } from './memory.js';
 
 /**
  * The reference memory: the smallest backend that satisfies the contract, kept for the
@@ -36,6 +36,9 @@ export class ReferenceCells implements Cells {
 
 /** A fresh, initialised reference memory for a lock of `slots` slots. */
 export function createReferenceCells(slots: number): ReferenceCells {
+  // Before sizing the buffer: a negative or huge count must be a coded error, not the
+  // SharedArrayBuffer constructor's RangeError.
+  checkSlots(slots);
   const cells = new ReferenceCells(new SharedArrayBuffer(cellsFor(slots) * 4));
   initLayout(cells, slots);
   return cells;
