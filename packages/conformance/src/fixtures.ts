@@ -3,7 +3,14 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { type Cells, type Mutex, type MutexOptions, snapshot } from '@bakery/core';
-import { type ParticipantConfig, type ProcessLaunch, runProcesses, runThreads } from './runners.js';
+import {
+  type ParticipantConfig,
+  type ProcessLaunch,
+  runProcesses,
+  runThreads,
+  startProcesses,
+  startThreads,
+} from './runners.js';
 import { FileScratch, SabScratch } from './scratch.js';
 import type { Fixture } from './types.js';
 
@@ -42,6 +49,14 @@ function rawFixture(parts: FixtureParts, opened: Mutex[]) {
   };
 }
 
+function withOptions(
+  parts: FixtureParts,
+  options: MutexOptions | undefined,
+): Omit<ParticipantConfig, 'id' | 'workload'> {
+  const p = parts.participant;
+  return options === undefined ? p : { ...p, options: { ...p.options, ...options } };
+}
+
 function closeAll(opened: Mutex[]): void {
   for (const m of opened) {
     try {
@@ -60,6 +75,8 @@ export function threadFixture(parts: FixtureParts): Fixture {
   return {
     ...rawFixture(parts, opened),
     run: (count, workload) => runThreads(count, parts.participant, workload, scratchBuffer),
+    start: (count, workload, options) =>
+      startThreads(count, withOptions(parts, options), workload, scratchBuffer),
     scratchGet: (i) => Atomics.load(scratch, i),
     scratchSet: (i, v) => void Atomics.store(scratch, i, v),
     async dispose() {
@@ -88,6 +105,8 @@ export function processFixture(
     ...rawFixture(parts, opened),
     run: (count, workload) =>
       runProcesses(count, parts.participant, workload, file, forkOptions, launch),
+    start: (count, workload, options) =>
+      startProcesses(count, withOptions(parts, options), workload, file, forkOptions, launch),
     scratchGet: (i) => scratch.read(i),
     scratchSet: (i, v) => scratch.write(i, v),
     async dispose() {

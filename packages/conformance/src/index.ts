@@ -1,11 +1,28 @@
+export {
+  FAULT_STALE_MS,
+  type FaultSuiteOptions,
+  faultKills,
+  faultSuite,
+  STALL_BOUND_MS,
+} from './faults.js';
 export { type FixtureParts, processFixture, threadFixture } from './fixtures.js';
-export { fifoTrace, runWorkload } from './participant.js';
-export { type ParticipantConfig, type ProcessLaunch, runProcesses, runThreads } from './runners.js';
+export { fifoTrace, participantTrace, runWorkload } from './participant.js';
+export {
+  type ParticipantConfig,
+  type ProcessLaunch,
+  runProcesses,
+  runThreads,
+  startProcesses,
+  startThreads,
+} from './runners.js';
 export { FileScratch, SabScratch, type Scratch } from './scratch.js';
 export { type DescribeFn, findOvertaking, type SuiteOptions, suite, type TestFn } from './suite.js';
 export {
   type ConformanceFactory,
+  type Crew,
+  type Exit,
   type Fixture,
+  PHASE,
   type Report,
   SCRATCH,
   type Workload,

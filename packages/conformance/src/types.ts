@@ -12,8 +12,53 @@ export const SCRATCH = {
   RELEASE: 3,
   /** Participant `id` sets `DONE + id` when it finished the phase the test waits for. */
   DONE: 16,
-  /** Number of cells (participant ids must stay below CELLS − DONE). */
+  /** Fault workload: the test sets it to end the loops. */
+  STOP: 4,
+  /** Fault workload data: A += 1 (read–yield–write), B -= 1, COMMITS += 1, CNT + id += 1. */
+  A: 5,
+  B: 6,
+  COMMITS: 7,
+  /** 1 while a transaction is half done; the undo log below then holds the values before it. */
+  PENDING: 8,
+  UNDO_A: 9,
+  UNDO_B: 10,
+  UNDO_COMMITS: 11,
+  /** Whose CNT cell the pending transaction changes, and its value before. */
+  UNDO_ID: 12,
+  UNDO_CNT: 13,
+  /** Repairs done after `lease.ownerDied` (counted inside the lock, never undone). */
+  REPAIRS: 14,
+  /** Entries that found the occupancy flag set while the lock said nobody had died. */
+  FAULT_VIOLATIONS: 15,
+  /** Completed transactions, for the test's stall measurement (never undone). */
+  PROGRESS: 1023,
+  /** When the last repair after ownerDied began: {@link clockMs} of the repairer. */
+  REPAIRED_AT: 1022,
+  /** When the last acquirer entered: {@link clockMs}. */
+  ENTERED_AT: 1021,
+  /** Per participant: transactions it committed. */
+  CNT: 512,
+  /** Per participant: where it last said it was, see {@link PHASE}. */
+  PHASE_OF: 768,
+  /** Number of cells (participant ids must stay below 255 for the fault workload). */
   CELLS: 1024,
+} as const;
+
+/**
+ * CLOCK_MONOTONIC in milliseconds modulo 2^31: the same clock in every process and thread, so
+ * participants can stamp events that the test process compares with its own reading.
+ */
+export function clockMs(): number {
+  return Number((process.hrtime.bigint() / 1_000_000n) % 2_147_483_648n);
+}
+
+/** Values of `SCRATCH.PHASE_OF + id` in the fault workload. */
+export const PHASE = {
+  STARTING: 1,
+  DOORWAY: 2,
+  WAITING: 3,
+  HOLDING: 4,
+  OUTSIDE: 5,
 } as const;
 
 /** The scripted workloads a participant can run. */
@@ -32,7 +77,26 @@ export type Workload =
    * that time out (sync with timeout 0, async with timeout 1 ms), then set DONE + id and take
    * the lock once for real.
    */
-  | { kind: 'storm'; tries: number; timeouts: number };
+  | { kind: 'storm'; tries: number; timeouts: number }
+  /**
+   * Until STOP is set: lock (alternating lockSync and lock), then a transaction with an undo
+   * log — save the old values, PENDING = 1, A += 1 (read–yield–write), B -= 1, COMMITS += 1,
+   * CNT + id += 1, PENDING = 0 — and unlock. An acquirer that sees `lease.ownerDied` rolls a
+   * pending transaction back from the undo log, clears the occupancy flag and calls
+   * `markConsistent()`. Reports its phase in PHASE_OF + id (doorway via the trace hooks).
+   * `holdMs`: the longest random pause inside the critical section.
+   */
+  | { kind: 'fault'; holdMs: number }
+  /**
+   * Open the lock, take it if `holding`, then end WITHOUT close(): `'natural'` lets the event
+   * loop run dry (report first), `'process.exit'` calls process.exit(0) (no report).
+   */
+  | { kind: 'exit'; holding: boolean; how: 'natural' | 'process.exit' }
+  /**
+   * Take the lock, set HELD, wait for RELEASE, then SIGKILL itself while holding (processes
+   * only): the test can be blocked in lockSync by then, so the dead child stays a zombie.
+   */
+  | { kind: 'die-holding' };
 
 /** What each participant reports back. */
 export interface Report {
@@ -45,6 +109,8 @@ export interface Report {
   unexpected: number;
   /** Error messages (code: message) of anything that went wrong. */
   errors: string[];
+  /** For `fault`: repairs after ownerDied. */
+  repairs?: number;
   /** For `fifo`: per acquisition [doorwayStart, doorwayEnd, enter] as monotonic-ns strings. */
   records?: [string, string, string][];
 }
@@ -55,6 +121,11 @@ export interface Fixture {
   open(options?: MutexOptions): Mutex;
   /** Start `count` participants (threads or processes) running `workload`; resolves with their reports. */
   run(count: number, workload: Workload): Promise<Report[]>;
+  /**
+   * Start `count` participants (ids 0..count-1) running `workload` with `options`, and keep
+   * control of them: kill one abruptly, start it again under the same id, await exits.
+   */
+  start(count: number, workload: Workload, options?: MutexOptions): Crew;
   /** Read a scratch cell (control flags, counter). */
   scratchGet(i: number): number;
   /** Write a scratch cell. */
@@ -69,6 +140,44 @@ export interface Fixture {
   dispose(): Promise<void>;
 }
 
+/** How one incarnation of a participant ended. */
+export interface Exit {
+  id: number;
+  /** Its report, when it sent one. */
+  report: Report | undefined;
+  /** Exit code (processes and threads), null when killed by a signal. */
+  code: number | null;
+  /** The signal that ended a process, e.g. 'SIGKILL'. */
+  signal: string | null;
+  /** True when {@link Crew.kill} ended it. */
+  killed: boolean;
+  /** A thread's uncaught error or a process that could not start. */
+  error?: string;
+}
+
+/** Participants started by {@link Fixture.start}. */
+export interface Crew {
+  readonly count: number;
+  /** Is participant `id`'s current incarnation still running? */
+  running(id: number): boolean;
+  /**
+   * End participant `id` abruptly — SIGKILL for a process, `worker.terminate()` for a thread
+   * (neither runs exit handlers) — and resolve once it is gone.
+   */
+  kill(id: number): Promise<Exit>;
+  /** Start participant `id` again (same id, same workload) after its previous incarnation ended. */
+  respawn(id: number): void;
+  /** How participant `id`'s current incarnation ends. */
+  exit(id: number): Promise<Exit>;
+  /**
+   * The reports of every current incarnation once all have exited; rejects when one ended
+   * without a report or with errors.
+   */
+  reports(): Promise<Report[]>;
+  /** Kill whatever still runs (for cleanup after a failure). */
+  stop(): Promise<void>;
+}
+
 /** What a backend hands to {@link suite}. */
 export interface ConformanceFactory {
   /** Shown in test names. */
@@ -81,9 +190,9 @@ export interface ConformanceFactory {
   iterations: number;
   /**
    * Capabilities the backend lacks; each skips only the cases it rules out, with this reason.
-   * (No current backend lacks any; the hook exists for future ones.)
+   * (`recovery`: the backend cannot tell whether a participant died, so it never reaps.)
    */
-  lacks?: Partial<Record<'fifo' | 'storm', string>>;
+  lacks?: Partial<Record<'fifo' | 'storm' | 'recovery', string>>;
   /** Create a fresh lock with `slots` slots. */
   create(slots: number): Promise<Fixture>;
 }
