@@ -1,6 +1,6 @@
 import type { Lease, Mutex, MutexOptions } from '@bakery/core';
 import type { Scratch } from './scratch.js';
-import { type Report, SCRATCH, type Workload } from './types.js';
+import { clockMs, PHASE, type Report, SCRATCH, type Workload } from './types.js';
 
 const yieldCell = new Int32Array(new SharedArrayBuffer(4));
 
@@ -43,6 +43,98 @@ export function fifoTrace(): { options: MutexOptions; last: { start: string; end
       },
     },
   };
+}
+
+/**
+ * The Mutex options every participant opens with: doorway timestamps for the FIFO workload
+ * and, for the fault workload, phase reports (doorway, waiting) in `PHASE_OF + id`. Writes
+ * STARTING there for the fault workload (before the lock is even opened).
+ */
+export function participantTrace(
+  id: number,
+  workload: Workload,
+  scratch: Scratch,
+): { options: MutexOptions; last: { start: string; end: string } } {
+  const fifo = fifoTrace();
+  if (workload.kind !== 'fault') return fifo;
+  const cell = SCRATCH.PHASE_OF + id;
+  scratch.write(cell, PHASE.STARTING);
+  const { doorwayStart, doorwayEnd } = fifo.options.trace!;
+  return {
+    last: fifo.last,
+    options: {
+      trace: {
+        doorwayStart() {
+          doorwayStart?.();
+          scratch.write(cell, PHASE.DOORWAY);
+        },
+        doorwayEnd(ticket) {
+          doorwayEnd?.(ticket);
+          scratch.write(cell, PHASE.WAITING);
+        },
+      },
+    },
+  };
+}
+
+/** Pause inside the critical section for up to `ms` (random), blocking or not. */
+function pauseSync(ms: number): void {
+  const t = Math.random() * ms;
+  if (t > 0.05) Atomics.wait(yieldCell, 0, 0, t);
+}
+
+/**
+ * The fault workload's transaction (see {@link Workload}), run holding `lease`. Every step is
+ * a separate scratch access, so a participant killed anywhere in here leaves a half-done
+ * transaction that only the undo log can repair.
+ */
+async function transaction(
+  id: number,
+  scratch: Scratch,
+  lease: Lease,
+  report: Report,
+  sync: boolean,
+  holdMs: number,
+): Promise<void> {
+  const S = SCRATCH;
+  scratch.write(S.ENTERED_AT, clockMs());
+  if (lease.ownerDied) {
+    scratch.write(S.REPAIRED_AT, clockMs());
+    // The previous holder died inside: roll its transaction back, if it left one half done.
+    if (scratch.read(S.PENDING) !== 0) {
+      scratch.write(S.A, scratch.read(S.UNDO_A));
+      scratch.write(S.B, scratch.read(S.UNDO_B));
+      scratch.write(S.COMMITS, scratch.read(S.UNDO_COMMITS));
+      scratch.write(S.CNT + scratch.read(S.UNDO_ID), scratch.read(S.UNDO_CNT));
+      scratch.write(S.PENDING, 0);
+    }
+    // Whoever set the occupancy flag is dead: it means nothing now.
+    scratch.write(S.OCCUPANCY, 0);
+    scratch.write(S.REPAIRS, scratch.read(S.REPAIRS) + 1);
+    report.repairs = (report.repairs ?? 0) + 1;
+    lease.markConsistent();
+  } else if (scratch.read(S.OCCUPANCY) !== 0) {
+    report.violations++;
+    scratch.write(S.FAULT_VIOLATIONS, scratch.read(S.FAULT_VIOLATIONS) + 1);
+  }
+  scratch.write(S.OCCUPANCY, id + 1);
+  // Undo log first; PENDING = 1 only once it is complete.
+  scratch.write(S.UNDO_A, scratch.read(S.A));
+  scratch.write(S.UNDO_B, scratch.read(S.B));
+  scratch.write(S.UNDO_COMMITS, scratch.read(S.COMMITS));
+  scratch.write(S.UNDO_ID, id);
+  scratch.write(S.UNDO_CNT, scratch.read(S.CNT + id));
+  scratch.write(S.PENDING, 1);
+  const a = scratch.read(S.A);
+  if (sync) pauseSync(holdMs);
+  else await sleep(Math.random() * holdMs);
+  scratch.write(S.A, a + 1);
+  scratch.write(S.B, scratch.read(S.B) - 1);
+  scratch.write(S.COMMITS, scratch.read(S.COMMITS) + 1);
+  scratch.write(S.CNT + id, scratch.read(S.CNT + id) + 1);
+  scratch.write(S.PENDING, 0);
+  scratch.write(S.PROGRESS, scratch.read(S.PROGRESS) + 1);
+  scratch.write(S.OCCUPANCY, 0);
 }
 
 /**
@@ -115,6 +207,41 @@ export async function runWorkload(
         while (scratch.read(SCRATCH.RELEASE) === 0) await sleep(1);
         scratch.write(SCRATCH.HELD, 0);
         lease.release();
+        break;
+      }
+      case 'fault': {
+        const phase = SCRATCH.PHASE_OF + id;
+        scratch.write(phase, PHASE.OUTSIDE);
+        for (let k = 0; scratch.read(SCRATCH.STOP) === 0; k++) {
+          const sync = (k + id) % 2 === 0;
+          const lease = sync ? mutex.lockSync() : await mutex.lock();
+          scratch.write(phase, PHASE.HOLDING);
+          try {
+            await transaction(id, scratch, lease, report, sync, workload.holdMs);
+          } finally {
+            lease.release();
+          }
+          scratch.write(phase, PHASE.OUTSIDE);
+          report.acquired++;
+        }
+        break;
+      }
+      case 'exit': {
+        // Ends without close(): the entry files skip it for this workload.
+        if (workload.holding) {
+          await mutex.lock();
+          report.acquired++;
+        }
+        if (workload.how === 'process.exit') process.exit(0);
+        break;
+      }
+      case 'die-holding': {
+        await mutex.lock();
+        report.acquired++;
+        scratch.write(SCRATCH.HELD, 1);
+        while (scratch.read(SCRATCH.RELEASE) === 0) await sleep(1);
+        process.kill(process.pid, 'SIGKILL');
+        await sleep(60_000);
         break;
       }
       case 'storm': {

@@ -2,7 +2,7 @@
 // through the backend module named there, runs the workload and sends the report over IPC
 // (forked) or writes it to `reportFile` (spawned without IPC).
 import * as fs from 'node:fs';
-import { fifoTrace, runWorkload } from './participant.js';
+import { participantTrace, runWorkload } from './participant.js';
 import type { ParticipantConfig } from './runners.js';
 import { FileScratch } from './scratch.js';
 
@@ -10,23 +10,32 @@ const config = JSON.parse(process.env.BAKERY_CONFORMANCE_CONFIG ?? '{}') as Part
   scratch: string;
   reportFile?: string;
 };
+const scratch = new FileScratch(config.scratch);
+const trace = participantTrace(config.id, config.workload, scratch);
 const mod = (await import(config.module)) as Record<string, (...args: unknown[]) => unknown>;
-const trace = fifoTrace();
 const mutex = (await mod[config.exportName]!(...config.args, {
   ...config.options,
   ...trace.options,
 })) as import('@bakery/core').Mutex;
-const scratch = new FileScratch(config.scratch);
 const report = await runWorkload(config.id, mutex, scratch, config.workload, trace.last);
-try {
-  mutex.close();
-} catch (err) {
-  report.errors.push(`close: ${(err as Error).message}`);
+// The exit workload ends without close() on purpose: its exit hooks must free the slot.
+const natural = config.workload.kind === 'exit';
+if (!natural) {
+  try {
+    mutex.close();
+  } catch (err) {
+    report.errors.push(`close: ${(err as Error).message}`);
+  }
 }
 scratch.close();
+const code = report.errors.length === 0 ? 0 : 1;
 if (config.reportFile !== undefined) {
   fs.writeFileSync(config.reportFile, JSON.stringify(report));
-  process.exit(report.errors.length === 0 ? 0 : 1);
+  if (natural) process.exitCode = code;
+  else process.exit(code);
+} else if (natural) {
+  process.exitCode = code;
+  process.send!(report, () => process.disconnect());
 } else {
-  process.send!(report, () => process.exit(report.errors.length === 0 ? 0 : 1));
+  process.send!(report, () => process.exit(code));
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Lease, Mutex } from '@bakery/core';
 import { cellsFor, H } from '@bakery/core';
+import { faultSuite } from './faults.js';
 import { type ConformanceFactory, type Fixture, type Report, SCRATCH } from './types.js';
 
 /** The slice of a test runner's API the suite needs (vitest's `test`/`describe` fit). */
@@ -389,8 +390,28 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
         );
         assert.equal(await codeOfAsync(a.lock({ timeout: -5 })), 'BAKERY_INVALID_ARGUMENT');
         assert.deepEqual(f.bytes(), before, 'bad arguments changed shared memory');
+        // A lease that is still held, released twice: the first release counts, the second
+        // is refused and changes nothing.
+        const again = a.lockSync();
+        again.release();
+        const released = f.bytes();
+        assert.equal(
+          codeOf(() => again.release()),
+          'BAKERY_NOT_HELD',
+        );
+        assert.deepEqual(f.bytes(), released, 'a second release changed shared memory');
         a.close();
         a.close();
+        const closed = f.bytes();
+        assert.equal(
+          codeOf(() => lease.release()),
+          'BAKERY_NOT_HELD',
+          'a lease used after close',
+        );
+        assert.equal(
+          codeOf(() => lease.markConsistent()),
+          'BAKERY_NOT_HELD',
+        );
         assert.equal(
           codeOf(() => a.lockSync()),
           'BAKERY_CLOSED',
@@ -400,6 +421,11 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
           'BAKERY_CLOSED',
         );
         assert.equal(await codeOfAsync(a.lock()), 'BAKERY_CLOSED');
+        assert.equal(
+          codeOf(() => a.inspect()),
+          'BAKERY_CLOSED',
+        );
+        assert.deepEqual(f.bytes(), closed, 'using a closed instance changed shared memory');
         assert.equal(f.inspect().slots[a.slot]!.owner, null, 'close() did not free the slot');
       }),
     );
@@ -422,6 +448,29 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
         c.close();
       }),
     );
+
+    test('creating a lock with slots out of range (0, negative, non-integer, NaN, not a number, above 4096) is BAKERY_INVALID_ARGUMENT', async () => {
+      for (const bad of [
+        0,
+        -1,
+        -4096,
+        1.5,
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        '4',
+        4097,
+        2 ** 31,
+      ]) {
+        let f: Fixture | undefined;
+        const code = await codeOfAsync(
+          factory.create(bad as number).then((made) => {
+            f = made;
+          }),
+        );
+        await f?.dispose();
+        assert.equal(code, 'BAKERY_INVALID_ARGUMENT', `slots = ${String(bad)}`);
+      }
+    });
 
     for (const [what, cell, value] of [
       ['magic', H.MAGIC, 0x12345678],
@@ -467,4 +516,10 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
       }),
     );
   });
+
+  if (factory.lacks?.recovery) {
+    test.skip(`crash robustness (${factory.name}) — skipped: ${factory.lacks.recovery}`, () => {});
+  } else {
+    faultSuite({ test, describe, factory });
+  }
 }
