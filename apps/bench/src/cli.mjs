@@ -51,6 +51,8 @@ function parseArgs(argv) {
     else if (a === '--only') o.only = next().split(',');
     else if (a === '--out') o.out = next();
     else if (a === '--from') o.from = next();
+    else if (a === '--spin')
+      process.env.BENCH_SPIN = String(Number(next())); // children inherit it
     else if (a === '--help' || a === '-h') {
       console.log(
         'usage: bakery-bench [--quick | --smoke] [--procs 1,4,16,64] [--runs N] [--window MS]\n' +

@@ -20,13 +20,19 @@ const counter = await mapCounter(isMainThread ? process.env.BENCH_COUNTER : work
 const startAt = new Float64Array(counter.buffer, START_AT * 4, 1);
 /** p → { subjects, close() } */
 const byP = new Map();
+/** `--spin N` of the parent: our backends' spin option (re-checks before sleeping), for experiments. */
+const spin = process.env.BENCH_SPIN ? { spin: Number(process.env.BENCH_SPIN) } : {};
 
 async function open(msg) {
   if (isMainThread) {
     const mmap = await import('@bakery/mmap');
     const shm = await import('@bakery/shm');
-    const m = mmap.openMutex({ fd: msg.fd });
-    const s = shm.openMutex(msg.shmName, { slots: msg.slots, dir: process.env.BENCH_DIR });
+    const m = mmap.openMutex({ fd: msg.fd, ...spin });
+    const s = shm.openMutex(msg.shmName, {
+      slots: msg.slots,
+      dir: process.env.BENCH_DIR,
+      ...spin,
+    });
     byP.set(msg.p, {
       subjects: {
         'mmap-sync': bakerySubject(m, 'sync'),
@@ -42,7 +48,7 @@ async function open(msg) {
     });
   } else {
     const sab = await import('@bakery/sab');
-    const m = sab.openMutex(msg.handle);
+    const m = sab.openMutex(msg.handle, spin);
     byP.set(msg.p, {
       subjects: { 'sab-sync': bakerySubject(m, 'sync'), 'sab-async': bakerySubject(m, 'async') },
       close: () => m.close(),
