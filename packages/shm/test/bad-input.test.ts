@@ -248,6 +248,36 @@ describe('bad layouts are refused and left untouched', () => {
   });
 });
 
+describe('slots out of range', () => {
+  const bad: unknown[] = [
+    0,
+    -1,
+    -4096,
+    1.5,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    '4',
+    null,
+    4097,
+    2 ** 31,
+  ];
+  for (const slots of bad) {
+    test(`slots ${String(slots)} is BAKERY_INVALID_ARGUMENT, whether creating or attaching, and nothing changes`, () => {
+      const empty = listing();
+      expect(codeOf(() => openMutex('fresh', { dir, slots: slots as number }))).toBe(
+        'BAKERY_INVALID_ARGUMENT',
+      );
+      expect(listing()).toEqual(empty);
+      makeLock('existing', 4);
+      const before = listing();
+      expect(codeOf(() => openMutex('existing', { dir, slots: slots as number }))).toBe(
+        'BAKERY_INVALID_ARGUMENT',
+      );
+      expect(listing()).toEqual(before);
+    });
+  }
+});
+
 describe('registry lock', () => {
   test('an entry left by a dead claimer (or a reused pid) is removed and the claim proceeds', async () => {
     const file = makeLock('stale');

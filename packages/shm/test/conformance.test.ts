@@ -18,7 +18,13 @@ suite({
     async create(slots) {
       const dir = freshDir();
       const name = 'conformance';
-      const creator = openMutex(name, { slots, dir });
+      let creator: ReturnType<typeof openMutex>;
+      try {
+        creator = openMutex(name, { slots, dir });
+      } catch (err) {
+        fs.rmSync(dir, { recursive: true, force: true }); // a bad slot count: nothing to keep
+        throw err;
+      }
       creator.close();
       const fd = fs.openSync(creator.path, 'r+');
       return processFixture(
