@@ -193,12 +193,13 @@ def uncontended(subject, lock_file, budget_ms):
     per = (time.perf_counter() - t0) / n
     batch = max(1, int(budget_ms / 5000 / per))
     samples = []
+    # CPU time, as in stats.mjs: a shared machine's other tenants must not count.
     for _ in range(5):
-        s = time.perf_counter()
+        s = time.process_time_ns()
         for _ in range(batch):
             lock.lock()
             lock.unlock()
-        samples.append((time.perf_counter() - s) * 1e9 / batch)
+        samples.append((time.process_time_ns() - s) / batch)
     samples.sort()
     return samples[2]
 

@@ -1,0 +1,31 @@
+// One subject's uncontended lock+unlock in ns (CPU time, see timePairs), printed on stdout.
+// Run by cli.mjs in a fresh process per subject.
+//   node uncontended.mjs SUBJECT BUDGET_MS DIR SHM_NAME LOCK_FILE
+import { timePairs } from './stats.mjs';
+import { bakerySubject, properLockfileSubject } from './workload.mjs';
+
+const [id, budget, dir, shmName, lockFile] = process.argv.slice(2);
+const uncMs = Number(budget);
+let ns;
+if (id === 'async-mutex') {
+  const { Mutex } = await import('async-mutex');
+  const m = new Mutex();
+  ns = await timePairs(async () => (await m.acquire())(), true, uncMs);
+} else if (id === 'proper-lockfile') {
+  const sub = await properLockfileSubject(lockFile);
+  ns = await timePairs(async () => sub.release(await sub.acquire()), true, uncMs);
+} else {
+  const [backend, mode] = id.split('-');
+  let mutex;
+  if (backend === 'sab') mutex = (await import('@bakery/sab')).createMutex({ slots: 2 });
+  else if (backend === 'mmap') mutex = (await import('@bakery/mmap')).createMutex({ slots: 2 });
+  else mutex = (await import('@bakery/shm')).openMutex(shmName, { slots: 2, dir });
+  const sub = bakerySubject(mutex, mode);
+  ns =
+    mode === 'sync'
+      ? await timePairs(() => sub.release(sub.acquire()), false, uncMs)
+      : await timePairs(async () => sub.release(await sub.acquire()), true, uncMs);
+  mutex.close();
+  if (backend === 'shm') (await import('@bakery/shm')).removeMutex(shmName, { dir });
+}
+process.stdout.write(`${ns}\n`);
