@@ -20,17 +20,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { caption, detailTable, summaryTable, svgChart, targets, targetsTable } from './report.mjs';
-import { Hist, jain, median, timePairs } from './stats.mjs';
+import { Hist, jain, median } from './stats.mjs';
 import { SUBJECTS } from './subjects.mjs';
-import {
-  bakerySubject,
-  COUNTER_BYTES,
-  GO,
-  mapCounter,
-  properLockfileSubject,
-  runRound,
-  START_AT,
-} from './workload.mjs';
+import { COUNTER_BYTES, GO, mapCounter, runRound, START_AT } from './workload.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
