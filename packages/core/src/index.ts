@@ -1,4 +1,5 @@
 export type { TraceHooks } from './acquirer.js';
+export { AtomicCells } from './atomic-cells.js';
 export type { Backend, Cells, Identity } from './backend.js';
 export { BakeryError, type BakeryErrorCode, isBakeryError } from './errors.js';
 export {

@@ -1,4 +1,4 @@
-import type { Cells } from './backend.js';
+import { AtomicCells } from './atomic-cells.js';
 import { cellsFor } from './layout.js';
 import { checkSlots, initLayout } from './memory.js';
 
@@ -10,29 +10,7 @@ import { checkSlots, initLayout } from './memory.js';
  *
  * The buffer is a SharedArrayBuffer, so the same memory can also be posted to worker threads.
  */
-export class ReferenceCells implements Cells {
-  readonly array: Int32Array;
-
-  constructor(buffer: SharedArrayBuffer | ArrayBuffer) {
-    this.array = new Int32Array(buffer);
-  }
-
-  get length(): number {
-    return this.array.length;
-  }
-
-  load(i: number): number {
-    return Atomics.load(this.array, i);
-  }
-
-  store(i: number, value: number): void {
-    Atomics.store(this.array, i, value);
-  }
-
-  compareExchange(i: number, expected: number, replacement: number): number {
-    return Atomics.compareExchange(this.array, i, expected, replacement);
-  }
-}
+export class ReferenceCells extends AtomicCells {}
 
 /** A fresh, initialised reference memory for a lock of `slots` slots. */
 export function createReferenceCells(slots: number): ReferenceCells {

@@ -1,8 +1,8 @@
 import type { ForkOptions, SpawnOptions, StdioOptions } from 'node:child_process';
 import {
+  AtomicCells,
   BakeryError,
   bytesFor,
-  type Cells,
   checkSlots,
   HEADER_CELLS,
   initLayout,
@@ -48,29 +48,12 @@ export interface OpenOptions extends MutexOptions {
  * call per access), and a non-private futex for blocking so that a releaser in one process
  * wakes a sleeper in another (V8's Atomics.notify never crosses a process).
  */
-export class MmapCells implements Cells {
-  readonly array: Int32Array;
+export class MmapCells extends AtomicCells {
   readonly #native: Native;
 
   constructor(native: Native, buffer: ArrayBuffer) {
+    super(buffer);
     this.#native = native;
-    this.array = new Int32Array(buffer);
-  }
-
-  get length(): number {
-    return this.array.length;
-  }
-
-  load(i: number): number {
-    return Atomics.load(this.array, i);
-  }
-
-  store(i: number, value: number): void {
-    Atomics.store(this.array, i, value);
-  }
-
-  compareExchange(i: number, expected: number, replacement: number): number {
-    return Atomics.compareExchange(this.array, i, expected, replacement);
   }
 
   wait(i: number, expected: number, timeoutMs: number): WaitResult {

@@ -1,6 +1,6 @@
 import {
+  AtomicCells,
   BakeryError,
-  type Cells,
   cellsFor,
   checkSlots,
   initLayout,
@@ -36,27 +36,9 @@ const NEVER = 2 ** 31 - 1;
  * operation (sequentially consistent), with Atomics.wait/notify for blocking and
  * Atomics.waitAsync for the event-loop-friendly path.
  */
-export class SabCells implements Cells {
-  readonly array: Int32Array;
-
+export class SabCells extends AtomicCells {
   constructor(buffer: SharedArrayBuffer) {
-    this.array = new Int32Array(buffer);
-  }
-
-  get length(): number {
-    return this.array.length;
-  }
-
-  load(i: number): number {
-    return Atomics.load(this.array, i);
-  }
-
-  store(i: number, value: number): void {
-    Atomics.store(this.array, i, value);
-  }
-
-  compareExchange(i: number, expected: number, replacement: number): number {
-    return Atomics.compareExchange(this.array, i, expected, replacement);
+    super(buffer);
   }
 
   wait(i: number, expected: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
