@@ -77,7 +77,6 @@ one() { # $1 = run spec; writes $work/<name>.result
       pass|exhaustive)
         if [ "$errs" != 0 ]; then
           verdict=FAIL; detail="$(grep -E 'assertion violated|acceptance cycle|invalid end state|non-progress' "$out" | head -1 | sed 's/^pan:[0-9]*: //'); $detail; trail: $d"
-          trap - EXIT   # keep the trail for inspection
         elif [ "$expect" = exhaustive ] && grep -q 'max search depth too small' "$out"; then
           verdict=FAIL; detail="search truncated (raise -m); $detail"
         else
@@ -118,4 +117,8 @@ for r in "${runs[@]}"; do
   printf '%-34s %-5s %7s  %s\n' "$name" "$verdict" "$secs" "$detail"
 done
 echo "model check: $(( ${#runs[@]} - bad ))/${#runs[@]} as expected in $(( $(date +%s) - start ))s"
-[ "$bad" = 0 ]
+if [ "$bad" != 0 ]; then
+  trap - EXIT
+  echo "verifier directories (pan.out, trails: spin -t -p <defines> bakery.pml) kept in $work"
+  exit 1
+fi
