@@ -160,12 +160,19 @@ export class Acquirer {
     return DONE;
   }
 
+  /**
+   * The exit's colour write: the opposite of OUR colour, not a toggle of the shared word (a
+   * toggle by two exits in a row would hand priority back to the wrong colour). Only ever
+   * after holding the lock.
+   */
+  passColour(): void {
+    this.cells.store(H.COLOUR, this.c === BLACK ? WHITE : BLACK);
+  }
+
   /** Exit protocol after the critical section. */
   exit(): void {
     const cells = this.cells;
-    // The opposite of OUR colour, not a toggle of the shared word: a toggle by two exits in
-    // a row would hand priority back to the wrong colour.
-    cells.store(H.COLOUR, this.c === BLACK ? WHITE : BLACK);
+    this.passColour();
     cells.store(this.base + S.TICKET, 0);
     this.wake(this.slot, this.base + S.TICKET);
     this.phase = 0;
