@@ -1,0 +1,54 @@
+// Every ```js block of the root README is a runnable example: run each one as an ES module from
+// inside this workspace (so '@bakery/*' resolves to the built packages) and check what it prints.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, expect, test } from 'vitest';
+
+const run = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const readme = fs.readFileSync(path.join(here, '../../../README.md'), 'utf8');
+const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
+const dir = fs.mkdtempSync(path.join(here, '../.readme-'));
+const shmDir = fs.mkdtempSync('/dev/shm/bakery-readme-');
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(shmDir, { recursive: true, force: true });
+});
+
+/** What each example must print (in order of appearance in the README). */
+const expectations: [RegExp, RegExp][] = [
+  [
+    /createMutex\(\{ slots: 8 \}\)/,
+    /^(?=[\s\S]*main has the lock)(?:[\s\S]*worker has the lock){4}/,
+  ],
+  [/forkOptions\(\)/, /(?:[\s\S]* ------ \d+ ------ ){4}/],
+  [/openMutex\('demo'/, /^$/],
+  [/terminate\(\)/, /ownerDied: true/],
+  [/isBakeryError/, /timed out, as expected: BAKERY_TIMEOUT/],
+];
+
+test('the README has the examples this test knows about', () => {
+  expect(blocks.length).toBe(expectations.length);
+  blocks.forEach((b, k) => expect(b).toMatch(expectations[k]![0]));
+});
+
+blocks.forEach((block, k) => {
+  test(`README example ${k + 1} runs and prints what it promises`, async () => {
+    const file = path.join(dir, `example-${k}.mjs`);
+    // The shm example appends to /tmp/out.txt in the README; keep the test's output private.
+    const out = path.join(dir, `out-${k}.txt`);
+    fs.writeFileSync(file, block.replaceAll('/tmp/out.txt', out));
+    const { stdout } = await run(process.execPath, [file], {
+      cwd: dir,
+      env: { ...process.env, BAKERY_SHM_DIR: shmDir },
+      timeout: 60_000,
+    });
+    expect(stdout.trim()).toMatch(expectations[k]![1]);
+    if (block.includes("openMutex('demo'")) {
+      expect(fs.readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(2000);
+    }
+  }, 90_000);
+});
