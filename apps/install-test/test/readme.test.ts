@@ -24,7 +24,7 @@ const expectations: [RegExp, RegExp][] = [
     /createMutex\(\{ slots: 8 \}\)/,
     /^(?=[\s\S]*main has the lock)(?:[\s\S]*worker has the lock){4}/,
   ],
-  [/forkOptions\(\)/, /(?:[\s\S]* ------ \d+ ------ ){4}/],
+  [/forkOptions\(\)/, /(?:[\s\S]*------ \d+ ------){4}/],
   [/openMutex\('demo'/, /^$/],
   [/terminate\(\)/, /ownerDied: true/],
   [/isBakeryError/, /timed out, as expected: BAKERY_TIMEOUT/],
