@@ -32,7 +32,7 @@ const expectations: [RegExp, RegExp][] = [
 
 test('the README has the examples this test knows about', () => {
   expect(blocks.length).toBe(expectations.length);
-  blocks.forEach((b, k) => expect(b).toMatch(expectations[k]![0]));
+  for (const [k, b] of blocks.entries()) expect(b).toMatch(expectations[k]![0]);
 });
 
 blocks.forEach((block, k) => {
