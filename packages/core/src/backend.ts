@@ -74,8 +74,12 @@ export interface Backend {
    * Whether the owner recorded in a slot still runs. Return `false` ONLY when that is certain
    * (core then reaps the slot: a wrong `false` breaks mutual exclusion); anything doubtful is
    * `true`. Without it, core never reaps and a participant that dies wedges the lock.
+   *
+   * `slot` is the slot `owner` was read from, when there is one (core passes it when judging a
+   * slot's owner; the REAPER token check has none): a backend with per-slot kernel leases
+   * (@bakery/mmap) probes the slot's lease with it. Implementations that ignore it are fine.
    */
-  isAlive?(owner: Identity): boolean;
+  isAlive?(owner: Identity, slot?: number): boolean;
   /**
    * Whether the synchronous API may block this thread with {@link Cells.wait}. A backend sets
    * this to false where blocking waits are refused (a browser main thread); core then sleeps

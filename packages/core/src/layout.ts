@@ -63,6 +63,12 @@ export const S = {
    * that a reaper never judges a pid that means something else where it runs.
    */
   OWNER_NS: 7,
+  /**
+   * 1 when the owner holds a per-slot kernel lease (@bakery/mmap: an OFD write lock on byte =
+   * slot of the lock's file), so that "no lease" proves it dead; 0 = no lease is taken (older
+   * or other participants: only the pid-based check applies). Cleared with the other owner cells.
+   */
+  OWNER_LEASE: 8,
 } as const;
 
 export const WHITE = 0;

@@ -242,7 +242,7 @@ export class BakeryMutex implements Mutex {
   readonly #staleAfter: number;
   /** Longest single sleep: the backstop, and short enough to notice a stale owner in time. */
   readonly #slice: number;
-  readonly #isAlive: ((owner: Identity) => boolean) | undefined;
+  readonly #isAlive: ((owner: Identity, slot?: number) => boolean) | undefined;
   #lastTryCheck = 0;
   #stepBackSince = -1;
   #closed = false;
@@ -443,6 +443,7 @@ export class BakeryMutex implements Mutex {
       cells.store(b + S.OWNER_START_LO, 0);
       cells.store(b + S.OWNER_START_HI, 0);
       cells.store(b + S.OWNER_NS, 0);
+      cells.store(b + S.OWNER_LEASE, 0);
       // The claim word last: once it reads 0 another participant may take the slot.
       cells.store(b + S.OWNER, 0);
     };
@@ -470,7 +471,7 @@ export class BakeryMutex implements Mutex {
     if (s < 0 || s === this.#slot || this.#isAlive === undefined) return null;
     if (s >= this.#capacity) return null;
     const owner = this.#ownerOf(s);
-    if (owner === null || this.#isAlive(owner)) return null;
+    if (owner === null || this.#isAlive(owner, s)) return null;
     return owner;
   }
 
@@ -505,7 +506,7 @@ export class BakeryMutex implements Mutex {
         now.tid !== dead.tid ||
         now.startTime !== dead.startTime ||
         now.ns !== dead.ns ||
-        this.#isAlive!(now)
+        this.#isAlive!(now, j)
       ) {
         return false;
       }
@@ -526,6 +527,7 @@ export class BakeryMutex implements Mutex {
       cells.store(b + S.OWNER_START_LO, 0);
       cells.store(b + S.OWNER_START_HI, 0);
       cells.store(b + S.OWNER_NS, 0);
+      cells.store(b + S.OWNER_LEASE, 0);
       cells.store(b + S.OWNER, 0);
       if (cells.notify !== undefined) {
         cells.notify(b + S.TICKET, Number.POSITIVE_INFINITY);
@@ -616,6 +618,9 @@ export class BakeryMutex implements Mutex {
         cells.store(b + S.OWNER_START_LO, (id.startTime % 2 ** 32) | 0);
         cells.store(b + S.OWNER_START_HI, Math.floor(id.startTime / 2 ** 32) | 0);
         cells.store(b + S.OWNER_NS, (id.ns ?? 0) | 0);
+        // No lease yet (the backend sets it once one is held); a reaper from an older version
+        // may have left it set.
+        cells.store(b + S.OWNER_LEASE, 0);
         // Raise the high-water mark before our first doorway, so every later scan covers us.
         let h = cells.load(H.HIGH_WATER);
         while (h < s + 1) {
