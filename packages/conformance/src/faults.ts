@@ -293,7 +293,9 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
     );
 
     test(
-      'pid reuse: a holder recorded as a live process with another start time is dead — the waiter reaps it and gets ownerDied; a live holder is never reaped',
+      factory.leases
+        ? 'pid reuse: a live holder whose slot records a live process with another start time is not reaped (its lease proves it alive)'
+        : 'pid reuse: a holder recorded as a live process with another start time is dead — the waiter reaps it and gets ownerDied; a live holder is never reaped',
       withFixture(4, async (f) => {
         const opts = { staleAfterMs: FAULT_STALE_MS };
         const x = f.open(opts);
@@ -304,6 +306,21 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
         assert.equal(f.inspect().holder, x.slot);
         assert.equal(f.inspect().slots[x.slot]!.owner?.pid, process.pid);
         const pid = forgeReusedPid(f, x.slot);
+        if (factory.leases) {
+          // x's lease proves it alive whatever its slot now says: still not reaped.
+          assert.equal(
+            await codeOfAsync(y.lock({ timeout: 3 * FAULT_STALE_MS })),
+            'BAKERY_TIMEOUT',
+          );
+          assert.equal(f.inspect().holder, x.slot);
+          assert.equal(f.inspect().slots[x.slot]!.owner?.pid, pid);
+          lease.release();
+          y.lockSync({ timeout: 30_000 }).release();
+          y.close();
+          x.close();
+          assertLockClean(f, 'after the forged holder released');
+          return;
+        }
         const l2 = await y.lock({ timeout: 30_000 });
         assert.equal(l2.ownerDied, true, 'the waiter was not told that the holder died');
         assert.equal(
@@ -325,7 +342,9 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
     );
 
     test(
-      'pid reuse: a waiter (ticket, not holder) recorded as a live process with another start time is reaped, the others proceed without ownerDied',
+      factory.leases
+        ? 'pid reuse: a live waiter whose slot records a live process with another start time is not reaped (its lease proves it alive)'
+        : 'pid reuse: a waiter (ticket, not holder) recorded as a live process with another start time is reaped, the others proceed without ownerDied',
       withFixture(4, async (f) => {
         const opts = { staleAfterMs: FAULT_STALE_MS };
         const x = f.open(opts);
@@ -334,6 +353,20 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
         const colour = f.inspect().colour === 'black' ? 1 : 0;
         f.poke(slotBase(x.slot) + S.TICKET, packTicket(1, colour));
         forgeReusedPid(f, x.slot);
+        if (factory.leases) {
+          // x's lease proves it alive: its ticket keeps y waiting until x withdraws.
+          assert.equal(
+            await codeOfAsync(y.lock({ timeout: 3 * FAULT_STALE_MS })),
+            'BAKERY_TIMEOUT',
+          );
+          assert.notEqual(f.inspect().slots[x.slot]!.owner, null);
+          f.poke(slotBase(x.slot) + S.TICKET, 0);
+          y.lockSync({ timeout: 30_000 }).release();
+          y.close();
+          x.close();
+          assertLockClean(f, 'after the forged waiter withdrew');
+          return;
+        }
         const l2 = await y.lock({ timeout: 30_000 });
         assert.equal(l2.ownerDied, false);
         assert.equal(f.inspect().slots[x.slot]!.owner, null, 'the forged waiter was not reaped');

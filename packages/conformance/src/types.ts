@@ -193,6 +193,12 @@ export interface ConformanceFactory {
    * (`recovery`: the backend cannot tell whether a participant died, so it never reaps.)
    */
   lacks?: Partial<Record<'fifo' | 'storm' | 'recovery', string>>;
+  /**
+   * Participants hold a per-slot kernel lease that proves them alive whatever pid their slot
+   * records (@bakery/mmap's OFD locks). The pid-reuse cases, which forge the identity of a live
+   * participant, then check that it is NOT reaped; a real death is covered by the kill cases.
+   */
+  leases?: boolean;
   /** Create a fresh lock with `slots` slots. */
   create(slots: number): Promise<Fixture>;
 }

@@ -5,10 +5,13 @@ import {
   bytesFor,
   checkSlots,
   HEADER_CELLS,
+  type Identity,
   initLayout,
   type Mutex,
   type MutexOptions,
   openOn,
+  S,
+  slotBase,
   typeError,
 } from '@bakery/core';
 import { isAlive, processIdentity } from '@bakery/core/node';
@@ -108,6 +111,80 @@ export function spawnOptions(fd: number, base?: SpawnOptions): SpawnOptions {
   return carry(fd, base, false);
 }
 
+/**
+ * Liveness of slot owners through per-slot leases: an OFD write lock on byte = slot of the lock's
+ * file, taken through a description this participant opened itself (a forked child's inherited
+ * fd shares its parent's description, so a lease through it would outlive the child). The
+ * kernel drops the lock when the process dies, so "the owner recorded a lease and no lock is
+ * held" proves it dead, whatever its pid now names.
+ */
+class Leases {
+  readonly #native: Native;
+  readonly #cells: MmapCells;
+  /** Our own description of the lock's file; -1 when /proc could not reopen it (no leases). */
+  readonly fd: number;
+
+  constructor(native: Native, fd: number, cells: MmapCells) {
+    this.#native = native;
+    this.#cells = cells;
+    let own = -1;
+    try {
+      own = native.reopen(fd);
+    } catch {
+      // No /proc: no lease and no probe; the pid-based check still applies.
+    }
+    this.fd = own;
+  }
+
+  /** Takes the lease of our freshly claimed `slot`, then records that its owner has one. */
+  take(slot: number): void {
+    if (this.fd < 0) return;
+    try {
+      this.#native.leaseTake(this.fd, slot);
+    } catch {
+      // Without a lease OWNER_LEASE stays 0 and others judge us by pid, as before leases.
+      return;
+    }
+    this.#cells.store(slotBase(slot) + S.OWNER_LEASE, 1);
+  }
+
+  isAlive(owner: Identity, slot?: number): boolean {
+    if (slot !== undefined && this.fd >= 0) {
+      const flagged = this.#cells.load(slotBase(slot) + S.OWNER_LEASE) === 1;
+      let held: boolean | undefined;
+      try {
+        held = this.#native.leaseHeld(this.fd, slot);
+      } catch {
+        held = undefined;
+      }
+      // A live owner clears its flag and owner cells before its close drops the lease, so
+      // after "no lock" the slot must still name this owner with the flag set: then it died.
+      if (held === false && flagged && this.#stillOwns(owner, slot)) return false;
+      // A lease speaks for a process, not for one of its threads: a terminated worker's fds stay
+      // open in its process, so for a worker-thread owner the thread check decides.
+      if (held === true && (owner.tid === 0 || owner.tid === owner.pid)) return true;
+    }
+    return isAlive(owner);
+  }
+
+  #stillOwns(owner: Identity, slot: number): boolean {
+    const c = this.#cells;
+    const b = slotBase(slot);
+    return (
+      c.load(b + S.OWNER_LEASE) === 1 &&
+      c.load(b + S.OWNER) === owner.pid &&
+      c.load(b + S.OWNER_TID) === owner.tid &&
+      (c.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 + (c.load(b + S.OWNER_START_LO) >>> 0) ===
+        owner.startTime &&
+      c.load(b + S.OWNER_NS) >>> 0 === (owner.ns ?? 0)
+    );
+  }
+
+  close(): void {
+    if (this.fd >= 0) this.#native.close(this.fd);
+  }
+}
+
 function wrap(
   native: Native,
   fd: number,
@@ -115,14 +192,28 @@ function wrap(
   options: MutexOptions | undefined,
   ownsFd: boolean,
 ): MmapMutex {
+  // Reopened before openOn: a full slot table makes openOn judge other slots already.
+  const leases = new Leases(native, fd, cells);
   const backend = {
     cells,
     identity: processIdentity,
-    isAlive,
+    isAlive: (owner: Identity, slot?: number) => leases.isAlive(owner, slot),
     description: `mmap fd ${fd}`,
-    close: ownsFd ? () => native.close(fd) : undefined,
+    close: () => {
+      // Closing our description drops the lease (after core has freed the slot).
+      leases.close();
+      if (ownsFd) native.close(fd);
+    },
   };
-  const mutex = openOn(backend, options) as MmapMutex;
+  let mutex: MmapMutex;
+  try {
+    mutex = openOn(backend, options) as MmapMutex;
+  } catch (err) {
+    leases.close();
+    throw err;
+  }
+  // Right after the claim and before the first doorway (nothing has run on this Mutex yet).
+  leases.take(mutex.slot);
   Object.defineProperties(mutex, {
     fd: { value: fd, enumerable: true },
     forkOptions: { value: (base?: ForkOptions) => carry(fd, base, true) },

@@ -53,6 +53,19 @@ export interface Native {
    * this process alone, not to every process that inherited `fd`.
    */
   reopen(fd: number): number;
+  /**
+   * Takes an OFD write lock (F_OFD_SETLK) on the one byte at `byte` of `fd`'s file: the per-slot
+   * lease (byte = slot). It belongs to `fd`'s open file description and ends when the last fd of
+   * that description is closed, at the latest when the process dies. Use an fd from
+   * {@link Native.reopen}: an inherited fd shares the parent's description. Throws `BAKERY_IO`
+   * ("lease busy") when another description holds a lock on that byte.
+   */
+  leaseTake(fd: number, byte: number): void;
+  /**
+   * Whether another open file description holds a lock on the byte at `byte` (F_OFD_GETLK
+   * through `fd`; locks of `fd`'s own description do not count).
+   */
+  leaseHeld(fd: number, byte: number): boolean;
   /** Sets or clears FD_CLOEXEC. Passing the fd in a spawn's `stdio` array does not need this. */
   setCloexec(fd: number, on: boolean): void;
   /** Closes `fd`. Mappings made from it stay valid. */

@@ -30,6 +30,10 @@
 #ifndef MFD_NOEXEC_SEAL
 #define MFD_NOEXEC_SEAL 0x0008U
 #endif
+#ifndef F_OFD_GETLK
+#define F_OFD_GETLK 36
+#define F_OFD_SETLK 37
+#endif
 #ifndef F_ADD_SEALS
 #define F_ADD_SEALS 1033
 #define F_GET_SEALS 1034
@@ -217,6 +221,48 @@ Napi::Value Reopen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, nfd);
 }
 
+// Byte-range OFD lock of one byte at `byte`: the per-slot lease (byte = slot). Needs an fd of a
+// description this process opened itself (reopen), or a forked child's lease would be shared.
+bool ArgLease(const Napi::CallbackInfo& info, int* fd, struct flock* fl) {
+  int64_t byte;
+  if (!ArgFd(info, 0, fd) || !ArgInteger(info, 1, "byte", 0, kMaxBytes - 1, &byte)) return false;
+  *fl = {};
+  fl->l_type = F_WRLCK;
+  fl->l_whence = SEEK_SET;
+  fl->l_start = static_cast<off_t>(byte);
+  fl->l_len = 1;
+  fl->l_pid = 0;  // required by F_OFD_*
+  return true;
+}
+
+// leaseTake(fd, byte) → undefined. F_OFD_SETLK write lock on [byte, byte + 1); it lasts until the
+// description's last fd is closed (so at the latest until the process dies). Seals do not matter.
+Napi::Value LeaseTake(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  struct flock fl;
+  if (!ArgLease(info, &fd, &fl)) return env.Undefined();
+  if (fcntl(fd, F_OFD_SETLK, &fl) == 0) return env.Undefined();
+  if (errno == EBADF) return Throw(env, kBadHandle, FdText(fd) + " is not an open file descriptor");
+  if (errno == EAGAIN || errno == EACCES) {
+    return Throw(env, kIo, "lease busy: byte " + std::to_string(fl.l_start) + " is locked",
+                 "fcntl(F_OFD_SETLK)", errno);
+  }
+  return Throw(env, kIo, "fcntl(F_OFD_SETLK) failed", "fcntl(F_OFD_SETLK)", errno);
+}
+
+// leaseHeld(fd, byte) → whether another description holds a lock on `byte` (F_OFD_GETLK). A lock
+// held through `fd`'s own description does not count.
+Napi::Value LeaseHeld(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  struct flock fl;
+  if (!ArgLease(info, &fd, &fl)) return env.Undefined();
+  if (fcntl(fd, F_OFD_GETLK, &fl) == 0) return Napi::Boolean::New(env, fl.l_type != F_UNLCK);
+  if (errno == EBADF) return Throw(env, kBadHandle, FdText(fd) + " is not an open file descriptor");
+  return Throw(env, kIo, "fcntl(F_OFD_GETLK) failed", "fcntl(F_OFD_GETLK)", errno);
+}
+
 // setCloexec(fd, on) → undefined. Clear it only on an fd you are about to hand to a child.
 Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -352,6 +398,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("size", Napi::Function::New(env, Size, "size"));
   exports.Set("seals", Napi::Function::New(env, Seals, "seals"));
   exports.Set("reopen", Napi::Function::New(env, Reopen, "reopen"));
+  exports.Set("leaseTake", Napi::Function::New(env, LeaseTake, "leaseTake"));
+  exports.Set("leaseHeld", Napi::Function::New(env, LeaseHeld, "leaseHeld"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("wait", Napi::Function::New(env, Wait, "wait"));
