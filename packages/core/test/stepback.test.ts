@@ -10,6 +10,20 @@ function deadPid(): number {
   return Number(r.stdout.toString());
 }
 
+/** Record a certainly-dead owner with `ticket` in slot 1 (as if it died after its doorway). */
+function deadOwnerInSlot1(
+  cells: ReturnType<typeof createReferenceCells>,
+  ticketNumber: number,
+): void {
+  const pid = deadPid();
+  const b = slotBase(1);
+  cells.store(b + S.OWNER, pid);
+  cells.store(b + S.OWNER_TID, pid);
+  cells.store(b + S.OWNER_START_LO, 12345);
+  cells.store(H.HIGH_WATER, 2);
+  cells.store(b + S.TICKET, packTicket(ticketNumber, cells.load(H.COLOUR)));
+}
+
 test('a dead participant whose ticket sits at the limit is reaped by a doorway that keeps stepping back', () => {
   const cells = createReferenceCells(2);
   const backend = { cells, identity: processIdentity, isAlive };
@@ -17,13 +31,7 @@ test('a dead participant whose ticket sits at the limit is reaped by a doorway t
   // Slot 1: a participant that took the highest possible ticket (= the high-water mark, 2) of
   // the current colour and then died before entering: every doorway computes 3 > 2 and steps
   // back, so nobody reaches the waiting scan where stale owners used to be checked.
-  const pid = deadPid();
-  const b = slotBase(1);
-  cells.store(b + S.OWNER, pid);
-  cells.store(b + S.OWNER_TID, pid);
-  cells.store(b + S.OWNER_START_LO, 12345);
-  cells.store(H.HIGH_WATER, 2);
-  cells.store(b + S.TICKET, packTicket(2, cells.load(H.COLOUR)));
+  deadOwnerInSlot1(cells, 2);
   const lease = a.lockSync({ timeout: 10_000 });
   expect(lease.ownerDied).toBe(false); // it was waiting, not holding: a withdrawal, no repair
   expect(a.inspect().slots[1]!.owner).toBeNull();
@@ -38,14 +46,7 @@ test('a dead holder whose reaper died before clearing HOLDER is repaired again: 
   // Slot 1 died holding the lock; a first reaper already wrote the colour but died before
   // HOLDER = 0 (and before OWNER_DIED in the old order). HOLDER still names slot 1, so the
   // next reaper treats it as a dead holder again and the next acquirer sees ownerDied.
-  const pid = deadPid();
-  const b = slotBase(1);
-  cells.store(b + S.OWNER, pid);
-  cells.store(b + S.OWNER_TID, pid);
-  cells.store(b + S.OWNER_START_LO, 12345);
-  cells.store(H.HIGH_WATER, 2);
-  const c = cells.load(H.COLOUR);
-  cells.store(b + S.TICKET, packTicket(1, c));
+  deadOwnerInSlot1(cells, 1);
   cells.store(H.HOLDER, 2);
   const lease = a.lockSync({ timeout: 10_000 });
   expect(lease.ownerDied).toBe(true);
