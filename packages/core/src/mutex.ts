@@ -187,6 +187,49 @@ interface Waiter {
   cleanup: (() => void) | undefined;
 }
 
+/** {@link BakeryMutex} plan results besides DONE: sleep `ms`, or block on the watched cell. */
+const SLEEP = 1;
+const WAIT = 2;
+/** What to do after a SLEEP: retry the doorway (after a step back), or poll the watched cell. */
+const THEN_RETRY = 0;
+const THEN_POLL = 1;
+
+/** The waiting state of one acquisition (one per instance, reused: nothing is allocated). */
+class Pacer {
+  r = 0;
+  deadline = 0;
+  signal: AbortSignal | undefined = undefined;
+  canWait = false;
+  maxBackoff = MAX_SLEEP_MS;
+  spins = 0;
+  backoff = MIN_SLEEP_MS;
+  lastCell = -1;
+  stuckSince = -1;
+  scannedAt = 0;
+  now = 0;
+  ms = 0;
+  counter = -1;
+  then = THEN_RETRY;
+
+  reset(
+    deadline: number,
+    signal: AbortSignal | undefined,
+    canWait: boolean,
+    maxBackoff: number,
+  ): this {
+    this.deadline = deadline;
+    this.signal = signal;
+    this.canWait = canWait;
+    this.maxBackoff = maxBackoff;
+    this.spins = 0;
+    this.backoff = MIN_SLEEP_MS;
+    this.lastCell = -1;
+    this.stuckSince = -1;
+    this.scannedAt = 0;
+    return this;
+  }
+}
+
 class LeaseImpl implements Lease {
   #mutex: BakeryMutex | null;
   #consistent = false;
@@ -244,6 +287,7 @@ export class BakeryMutex implements Mutex {
   readonly #slice: number;
   readonly #isAlive: ((owner: Identity, slot?: number) => boolean) | undefined;
   #lastTryCheck = 0;
+  readonly #pacer = new Pacer();
   #stepBackSince = -1;
   #closed = false;
   #lease: LeaseImpl | null = null;
@@ -668,154 +712,149 @@ export class BakeryMutex implements Mutex {
     return lease;
   }
 
-  #acquireSync(deadline: number): void {
+  /**
+   * One acquisition's waiting policy, shared by both drivers: it runs the protocol until it
+   * must wait and then says how — sleep `p.ms`, or block on `p.cell` holding `p.value` (after
+   * announcing itself in the slot's SLEEPERS count) — and the driver does exactly that, the
+   * blocking way or the asynchronous way, then calls {@link #resume}. Throws BAKERY_TIMEOUT or
+   * BAKERY_ABORTED after withdrawing.
+   */
+  #plan(p: Pacer): number {
     const acq = this.#acq;
     const cells = this.#cells;
-    acq.begin();
-    let spins = 0;
-    let backoff = MIN_SLEEP_MS;
-    let lastCell = -1;
-    let stuckSince = -1;
-    let scannedAt = 0;
-    this.#stepBackSince = -1;
-    let r = acq.advance();
     for (;;) {
-      if (r === DONE) return;
+      const r = p.r;
+      if (r === DONE) return DONE;
       if (r === STEP_BACK) {
+        if (p.signal?.aborted) throw abortError(p.signal);
         const now = performance.now();
-        const left = deadline - now;
+        const left = p.deadline - now;
         if (left <= 0) throw timeoutError();
         this.#stepBackStale(now);
-        sleepSync(Math.min(backoff, left));
-        backoff = Math.min(backoff * 2, MAX_SLEEP_MS);
-        r = acq.advance();
-        continue;
+        p.ms = Math.min(p.backoff, left);
+        p.backoff = Math.min(p.backoff * 2, MAX_SLEEP_MS);
+        p.then = THEN_RETRY;
+        return SLEEP;
       }
-      if (acq.blockCell !== lastCell) {
-        lastCell = acq.blockCell;
-        spins = 0;
-        backoff = MIN_SLEEP_MS;
-        stuckSince = -1;
+      if (acq.blockCell !== p.lastCell) {
+        p.lastCell = acq.blockCell;
+        p.spins = 0;
+        p.backoff = MIN_SLEEP_MS;
+        p.stuckSince = -1;
       }
-      if (spins++ < this.#spin) {
+      if (p.spins++ < this.#spin) {
         // While spinning, re-read only the cell we are blocked on; the scan resumes when it
         // changes. (On shm every read is a syscall: a full re-scan per spin costs O(slots).)
-        if (cells.load(acq.blockCell) !== acq.blockValue) r = acq.advance();
+        if (cells.load(acq.blockCell) !== acq.blockValue) p.r = acq.advance();
         continue;
       }
+      if (p.signal?.aborted) {
+        acq.withdraw();
+        throw abortError(p.signal);
+      }
       const now = performance.now();
-      const left = deadline - now;
+      const left = p.deadline - now;
       if (left <= 0) {
         acq.withdraw();
         throw timeoutError();
       }
-      if (stuckSince < 0) stuckSince = now;
-      else if (now - stuckSince >= this.#staleAfter) {
-        stuckSince = now;
+      if (p.stuckSince < 0) p.stuckSince = now;
+      else if (now - p.stuckSince >= this.#staleAfter) {
+        p.stuckSince = now;
         this.#checkStale();
-        r = acq.advance();
+        p.r = acq.advance();
         continue;
       }
-      if (this.#blockingWait) {
+      if (p.canWait) {
         // Announce, re-check, then sleep only on the value just read: a releaser stores the
         // cell and then reads the sleeper count, so either it sees us or we see its store.
         const counter = slotBase(acq.blockSlot) + S.SLEEPERS;
         addCell(cells, counter, 1);
-        r = acq.advance();
-        if (r === BLOCKED && slotBase(acq.blockSlot) + S.SLEEPERS === counter) {
-          cells.wait!(acq.blockCell, acq.blockValue, Math.min(left, this.#slice));
+        p.r = acq.advance();
+        if (p.r === BLOCKED && slotBase(acq.blockSlot) + S.SLEEPERS === counter) {
+          p.counter = counter;
+          p.ms = Math.min(left, this.#slice);
+          return WAIT;
         }
         addCell(cells, counter, -1);
-        if (r !== DONE) r = acq.advance();
-      } else {
-        sleepSync(Math.min(backoff, left));
-        backoff = Math.min(backoff * 2, MAX_SLEEP_MS);
-        // Poll the watched cell; re-scan fully when it changed, and every slice as a backstop
-        // for conditions that do not show in that cell (the shared colour).
-        if (cells.load(acq.blockCell) !== acq.blockValue || now - scannedAt >= this.#slice) {
-          scannedAt = now;
-          r = acq.advance();
-        }
+        if (p.r !== DONE) p.r = acq.advance();
+        continue;
       }
+      p.ms = Math.min(p.backoff, left);
+      p.backoff = Math.min(p.backoff * 2, p.maxBackoff);
+      p.now = now;
+      p.then = THEN_POLL;
+      return SLEEP;
+    }
+  }
+
+  /** A backend's wait failed (a native error): leave no sleeper count and no ticket behind. */
+  #abandonWait(p: Pacer, action: number): void {
+    if (action === WAIT) addCell(this.#cells, p.counter, -1);
+    this.#acq.withdraw();
+  }
+
+  /** After the driver slept or waited as {@link #plan} said. */
+  #resume(p: Pacer, action: number): void {
+    const acq = this.#acq;
+    const cells = this.#cells;
+    if (action === WAIT) {
+      addCell(cells, p.counter, -1);
+      p.r = acq.advance();
+    } else if (p.then === THEN_RETRY) {
+      p.r = acq.advance();
+    } else if (cells.load(acq.blockCell) !== acq.blockValue || p.now - p.scannedAt >= this.#slice) {
+      // Poll the watched cell; re-scan fully when it changed, and every slice as a backstop
+      // for conditions that do not show in that cell (the shared colour).
+      p.scannedAt = p.now;
+      p.r = acq.advance();
+    }
+  }
+
+  #acquireSync(deadline: number): void {
+    const p = this.#pacer.reset(deadline, undefined, this.#blockingWait, MAX_SLEEP_MS);
+    this.#stepBackSince = -1;
+    this.#acq.begin();
+    p.r = this.#acq.advance();
+    for (;;) {
+      const action = this.#plan(p);
+      if (action === DONE) return;
+      try {
+        if (action === WAIT) this.#cells.wait!(this.#acq.blockCell, this.#acq.blockValue, p.ms);
+        else sleepSync(p.ms);
+      } catch (err) {
+        this.#abandonWait(p, action);
+        throw err;
+      }
+      this.#resume(p, action);
     }
   }
 
   async #acquireAsync(deadline: number, signal: AbortSignal | undefined): Promise<void> {
-    const acq = this.#acq;
     const cells = this.#cells;
     const canWait =
       cells.waitAsync !== undefined &&
       cells.notify !== undefined &&
       cells.compareExchange !== undefined;
-    acq.begin();
-    let spins = 0;
-    let backoff = MIN_SLEEP_MS;
-    let lastCell = -1;
-    let stuckSince = -1;
-    let scannedAt = 0;
+    const p = this.#pacer.reset(deadline, signal, canWait, MAX_SLEEP_MS * 2);
     this.#stepBackSince = -1;
-    let r = acq.advance();
+    this.#acq.begin();
+    p.r = this.#acq.advance();
     for (;;) {
-      if (r === DONE) return;
-      if (r === STEP_BACK) {
-        if (signal?.aborted) throw abortError(signal);
-        const now = performance.now();
-        const left = deadline - now;
-        if (left <= 0) throw timeoutError();
-        this.#stepBackStale(now);
-        await this.#sleepAbortable(Math.min(backoff, left), signal);
-        backoff = Math.min(backoff * 2, MAX_SLEEP_MS);
-        r = acq.advance();
-        continue;
-      }
-      if (acq.blockCell !== lastCell) {
-        lastCell = acq.blockCell;
-        spins = 0;
-        backoff = MIN_SLEEP_MS;
-        stuckSince = -1;
-      }
-      if (spins++ < this.#spin) {
-        if (cells.load(acq.blockCell) !== acq.blockValue) r = acq.advance();
-        continue;
-      }
-      if (signal?.aborted) {
-        acq.withdraw();
-        throw abortError(signal);
-      }
-      const now = performance.now();
-      const left = deadline - now;
-      if (left <= 0) {
-        acq.withdraw();
-        throw timeoutError();
-      }
-      if (stuckSince < 0) stuckSince = now;
-      else if (now - stuckSince >= this.#staleAfter) {
-        stuckSince = now;
-        this.#checkStale();
-        r = acq.advance();
-        continue;
-      }
-      if (canWait) {
-        const counter = slotBase(acq.blockSlot) + S.SLEEPERS;
-        addCell(cells, counter, 1);
-        r = acq.advance();
-        try {
-          if (r === BLOCKED && slotBase(acq.blockSlot) + S.SLEEPERS === counter) {
-            const p = cells.waitAsync!(acq.blockCell, acq.blockValue, Math.min(left, this.#slice));
-            await (signal === undefined ? p : raceAbort(p, signal));
-          }
-        } finally {
-          addCell(cells, counter, -1);
+      const action = this.#plan(p);
+      if (action === DONE) return;
+      try {
+        if (action === WAIT) {
+          const w = cells.waitAsync!(this.#acq.blockCell, this.#acq.blockValue, p.ms);
+          await (signal === undefined ? w : raceAbort(w, signal));
+        } else {
+          await this.#sleepAbortable(p.ms, signal);
         }
-        if (r !== DONE) r = acq.advance();
-      } else {
-        await this.#sleepAbortable(Math.min(backoff, left), signal);
-        backoff = Math.min(backoff * 2, MAX_SLEEP_MS * 2);
-        if (cells.load(acq.blockCell) !== acq.blockValue || now - scannedAt >= this.#slice) {
-          scannedAt = now;
-          r = acq.advance();
-        }
+      } catch (err) {
+        this.#abandonWait(p, action);
+        throw err;
       }
+      this.#resume(p, action);
     }
   }
 
