@@ -10,6 +10,7 @@ import {
   PHASE,
   SCRATCH,
 } from './types.js';
+import { codeOfAsync, scale, sleep, until } from './util.js';
 
 /** What {@link faultSuite} needs: the same as the main suite. */
 export interface FaultSuiteOptions {
@@ -23,35 +24,11 @@ export const FAULT_STALE_MS = 250;
 /** The issue's bound on how long survivors may stall after a kill: staleAfterMs + 1 s. */
 export const STALL_BOUND_MS = FAULT_STALE_MS + 1000;
 
-function scale(): number {
-  const s = Number(process.env.BAKERY_CONFORMANCE_SCALE ?? '1');
-  return Number.isFinite(s) && s > 0 ? s : 1;
-}
-
 /** Kills per fault-injection run: env BAKERY_FAULT_KILLS, else 50 × BAKERY_CONFORMANCE_SCALE. */
 export function faultKills(): number {
   const k = Number(process.env.BAKERY_FAULT_KILLS);
   if (Number.isInteger(k) && k > 0) return k;
   return Math.max(50, Math.round(50 * scale()));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(what: string, cond: () => boolean, limitMs = 60_000): Promise<void> {
-  const end = performance.now() + limitMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await sleep(1);
-  }
-}
-
-function codeOfAsync(p: Promise<unknown>): Promise<string | undefined> {
-  return p.then(
-    () => undefined,
-    (err) => (err as { code?: string }).code ?? `uncoded ${(err as Error).name}`,
-  );
 }
 
 const PHASE_NAMES: Record<number, string> = {

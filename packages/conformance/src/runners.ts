@@ -61,6 +61,31 @@ export function runThreads(
 export type ProcessLaunch = 'fork' | 'spawn';
 
 /**
+ * Start one process participant with its config in BAKERY_CONFORMANCE_CONFIG: `fork` (with an
+ * IPC channel for the report), or `spawn` of node with nothing but that config (no parent
+ * relation: the report goes to a file).
+ */
+function launchParticipant(
+  launch: 'fork' | 'spawn',
+  entry: URL,
+  opts: ForkOptions,
+  config: object,
+): ChildProcess {
+  const env = { ...process.env, ...opts.env, BAKERY_CONFORMANCE_CONFIG: JSON.stringify(config) };
+  return launch === 'spawn'
+    ? spawn(opts.execPath ?? process.execPath, [fileURLToPath(entry)], {
+        cwd: opts.cwd,
+        env,
+        stdio: ['ignore', 'inherit', 'inherit'],
+      })
+    : fork(entry, [], {
+        ...opts,
+        env,
+        stdio: opts.stdio ?? ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+}
+
+/**
  * Start `count` child-process participants (`child_process.fork` of the conformance process
  * entry, or `spawn` with `launch = 'spawn'`) that each open the lock themselves and run
  * `workload`. `forkOptions(id)` lets the backend hand over what the child needs (an fd in the
@@ -84,23 +109,7 @@ export function runProcesses(
         const reportFile = launch === 'spawn' ? `${scratch}.report-${id}` : undefined;
         const config = { ...base, id, workload, scratch, reportFile };
         let report: Report | undefined;
-        const env = {
-          ...process.env,
-          ...opts.env,
-          BAKERY_CONFORMANCE_CONFIG: JSON.stringify(config),
-        };
-        const child =
-          launch === 'spawn'
-            ? spawn(opts.execPath ?? process.execPath, [fileURLToPath(entry)], {
-                cwd: opts.cwd,
-                env,
-                stdio: ['ignore', 'inherit', 'inherit'],
-              })
-            : fork(entry, [], {
-                ...opts,
-                env,
-                stdio: opts.stdio ?? ['ignore', 'inherit', 'inherit', 'ipc'],
-              });
+        const child = launchParticipant(launch, entry, opts, config);
         children.push(child);
         child.on('message', (r: Report) => {
           report = r;
@@ -249,19 +258,7 @@ export function startProcesses(
     const opts = forkOptions(id);
     const reportFile = launch === 'spawn' ? `${scratch}.report-${id}-${serial++}` : undefined;
     const config = { ...base, id, workload, scratch, reportFile };
-    const env = { ...process.env, ...opts.env, BAKERY_CONFORMANCE_CONFIG: JSON.stringify(config) };
-    const child =
-      launch === 'spawn'
-        ? spawn(opts.execPath ?? process.execPath, [fileURLToPath(entry)], {
-            cwd: opts.cwd,
-            env,
-            stdio: ['ignore', 'inherit', 'inherit'],
-          })
-        : fork(entry, [], {
-            ...opts,
-            env,
-            stdio: opts.stdio ?? ['ignore', 'inherit', 'inherit', 'ipc'],
-          });
+    const child = launchParticipant(launch, entry, opts, config);
     let report: Report | undefined;
     let error: string | undefined;
     const inc: Incarnation = {

@@ -3,54 +3,16 @@ import type { Lease, Mutex } from '@bakery/core';
 import { cellsFor, H } from '@bakery/core';
 import { faultSuite } from './faults.js';
 import { type ConformanceFactory, type Fixture, type Report, SCRATCH } from './types.js';
+import { codeOf, codeOfAsync, scale, sleep, until } from './util.js';
 
 /** The slice of a test runner's API the suite needs (vitest's `test`/`describe` fit). */
-export interface TestFn {
-  (name: string, fn: () => Promise<void> | void, timeout?: number): void;
-  skip(name: string, fn: () => Promise<void> | void): void;
-}
+export type TestFn = (name: string, fn: () => Promise<void> | void, timeout?: number) => void;
 export type DescribeFn = (name: string, fn: () => void) => void;
 
 export interface SuiteOptions {
   test: TestFn;
   describe: DescribeFn;
   factory: ConformanceFactory;
-}
-
-/** Scale factor for the heavy cases: `BAKERY_CONFORMANCE_SCALE=10 npm test` for a long run. */
-function scale(): number {
-  const s = Number(process.env.BAKERY_CONFORMANCE_SCALE ?? '1');
-  return Number.isFinite(s) && s > 0 ? s : 1;
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code ?? `uncoded ${(err as Error).name}`;
-  }
-  return undefined;
-}
-
-async function codeOfAsync(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code ?? `uncoded ${(err as Error).name}`;
-  }
-  return undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(what: string, cond: () => boolean, limitMs = 60_000): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await sleep(2);
-  }
 }
 
 function assertClean(reports: Report[]): void {
@@ -148,73 +110,69 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
     );
 
     const fifoName = `first-come-first-served: no participant overtakes one whose doorway finished before its own began (${who})`;
-    if (factory.lacks?.fifo) test.skip(`${fifoName} — skipped: ${factory.lacks.fifo}`, () => {});
-    else
-      test(
-        fifoName,
-        withFixture(n + 2, async (f) => {
-          const iterations = Math.max(50, Math.round(m / 4));
-          const reports = await f.run(n, { kind: 'fifo', iterations });
-          assertClean(reports);
-          assert.equal(f.scratchGet(SCRATCH.COUNTER), n * iterations);
-          assert.equal(findOvertaking(reports), null);
-          assert.ok(f.inspect().maxTicket <= n);
-        }),
-        LONG,
-      );
+    test(
+      fifoName,
+      withFixture(n + 2, async (f) => {
+        const iterations = Math.max(50, Math.round(m / 4));
+        const reports = await f.run(n, { kind: 'fifo', iterations });
+        assertClean(reports);
+        assert.equal(f.scratchGet(SCRATCH.COUNTER), n * iterations);
+        assert.equal(findOvertaking(reports), null);
+        assert.ok(f.inspect().maxTicket <= n);
+      }),
+      LONG,
+    );
 
     const stormName = `bounded tickets: tryLock and timed-out lock storms while the lock is held never push a ticket past the limit, and everyone proceeds after release (${who})`;
-    if (factory.lacks?.storm) test.skip(`${stormName} — skipped: ${factory.lacks.storm}`, () => {});
-    else
-      test(
-        stormName,
-        withFixture(n + 2, async (f) => {
-          const holder = f.open();
-          const lease = holder.lockSync();
-          const tries = Math.round(30_000 * scale());
-          const timeouts = Math.round(3_000 * scale());
-          const run = f.run(n, { kind: 'storm', tries, timeouts });
-          let failed: unknown;
-          run.catch((err) => {
-            failed = err;
-          });
-          let worst = 0;
-          try {
-            await until(
-              'every storm participant to finish its attempts',
-              () => {
-                if (failed !== undefined) throw failed;
-                const snap = f.inspect();
-                for (const s of snap.slots) worst = Math.max(worst, s.ticket);
-                for (let id = 0; id < n; id++)
-                  if (f.scratchGet(SCRATCH.DONE + id) !== 1) return false;
-                return true;
-              },
-              LONG,
-            );
-          } finally {
-            lease.release();
-          }
-          const reports = await run;
-          assertClean(reports);
-          for (const r of reports)
-            assert.equal(r.unexpected, 0, `participant ${r.id} got the lock while it was held`);
-          assert.equal(
-            f.scratchGet(SCRATCH.COUNTER),
-            n,
-            'not every participant proceeded after the release',
+    test(
+      stormName,
+      withFixture(n + 2, async (f) => {
+        const holder = f.open();
+        const lease = holder.lockSync();
+        const tries = Math.round(30_000 * scale());
+        const timeouts = Math.round(3_000 * scale());
+        const run = f.run(n, { kind: 'storm', tries, timeouts });
+        let failed: unknown;
+        run.catch((err) => {
+          failed = err;
+        });
+        let worst = 0;
+        try {
+          await until(
+            'every storm participant to finish its attempts',
+            () => {
+              if (failed !== undefined) throw failed;
+              const snap = f.inspect();
+              for (const s of snap.slots) worst = Math.max(worst, s.ticket);
+              for (let id = 0; id < n; id++)
+                if (f.scratchGet(SCRATCH.DONE + id) !== 1) return false;
+              return true;
+            },
+            LONG,
           );
-          const snap = f.inspect();
-          // Limit: the doorway never issues a ticket above the number of claimed slots.
-          assert.ok(
-            snap.maxTicket <= snap.highWater,
-            `ticket ${snap.maxTicket} above the limit ${snap.highWater}`,
-          );
-          assert.ok(worst <= snap.highWater);
-          holder.close();
-        }),
-        LONG,
-      );
+        } finally {
+          lease.release();
+        }
+        const reports = await run;
+        assertClean(reports);
+        for (const r of reports)
+          assert.equal(r.unexpected, 0, `participant ${r.id} got the lock while it was held`);
+        assert.equal(
+          f.scratchGet(SCRATCH.COUNTER),
+          n,
+          'not every participant proceeded after the release',
+        );
+        const snap = f.inspect();
+        // Limit: the doorway never issues a ticket above the number of claimed slots.
+        assert.ok(
+          snap.maxTicket <= snap.highWater,
+          `ticket ${snap.maxTicket} above the limit ${snap.highWater}`,
+        );
+        assert.ok(worst <= snap.highWater);
+        holder.close();
+      }),
+      LONG,
+    );
 
     test(
       'tryLock fails fast while the lock is held and writes nothing to shared memory',
@@ -517,9 +475,5 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
     );
   });
 
-  if (factory.lacks?.recovery) {
-    test.skip(`crash robustness (${factory.name}) — skipped: ${factory.lacks.recovery}`, () => {});
-  } else {
-    faultSuite({ test, describe, factory });
-  }
+  faultSuite({ test, describe, factory });
 }

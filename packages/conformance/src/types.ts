@@ -189,11 +189,6 @@ export interface ConformanceFactory {
   /** Iterations per participant for the mutual-exclusion cases. */
   iterations: number;
   /**
-   * Capabilities the backend lacks; each skips only the cases it rules out, with this reason.
-   * (`recovery`: the backend cannot tell whether a participant died, so it never reaps.)
-   */
-  lacks?: Partial<Record<'fifo' | 'storm' | 'recovery', string>>;
-  /**
    * Participants hold a per-slot kernel lease that proves them alive whatever pid their slot
    * records (@bakery/mmap's OFD locks). The pid-reuse cases, which forge the identity of a live
    * participant, then check that it is NOT reaped; a real death is covered by the kill cases.

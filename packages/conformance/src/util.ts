@@ -1,0 +1,39 @@
+/** Helpers shared by the conformance cases (suite.ts, faults.ts). */
+
+/** Scale factor for the heavy cases: `BAKERY_CONFORMANCE_SCALE=10 npm test` for a long run. */
+export function scale(): number {
+  const s = Number(process.env.BAKERY_CONFORMANCE_SCALE ?? '1');
+  return Number.isFinite(s) && s > 0 ? s : 1;
+}
+
+function codeOfError(err: unknown): string {
+  return (err as { code?: string }).code ?? `uncoded ${(err as Error).name}`;
+}
+
+/** The `code` `fn` throws (undefined when it does not throw). */
+export function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return codeOfError(err);
+  }
+  return undefined;
+}
+
+/** The `code` `p` rejects with (undefined when it resolves). */
+export function codeOfAsync(p: Promise<unknown>): Promise<string | undefined> {
+  return p.then(() => undefined, codeOfError);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Poll `cond` every millisecond; throw after `limitMs`. */
+export async function until(what: string, cond: () => boolean, limitMs = 60_000): Promise<void> {
+  const end = performance.now() + limitMs;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`gave up waiting for ${what}`);
+    await sleep(1);
+  }
+}
