@@ -1,5 +1,5 @@
 import type { Cells } from './backend.js';
-import { BLACK, H, packTicket, S, slotBase, WHITE } from './layout.js';
+import { BLACK, H, packTicket, S, SLOT_CELLS, slotBase, WHITE } from './layout.js';
 
 /** {@link Acquirer.advance} results. */
 export const DONE = 0;
@@ -40,10 +40,26 @@ export class Acquirer {
   blockCell = -1;
   blockValue = 0;
   blockSlot = -1;
+  /**
+   * How many tickets were ahead of ours when the scan last blocked behind one (1: we are
+   * next), 0 when it blocked on something else (a doorway in progress). Only a hint for how
+   * long a polling waiter may sleep; never used for the protocol's decisions.
+   */
+  ahead = 0;
+  /**
+   * The shared colour the scan that blocked behind a ticket read (-1: the block does not
+   * depend on it). The order of tickets ahead depends on it, so a waiter that polls must
+   * re-scan when it changes.
+   */
+  colourAtBlock = -1;
+  /** The lock's ACQUISITIONS count, read right before the scan that counted `ahead`. */
+  countAtBlock = 0;
   /** Largest ticket number this participant was ever issued (for tests and inspect()). */
   maxIssued = 0;
 
   private readonly base: number;
+  /** The slots' cells read in one `loadMany` (backends that have it), reused. */
+  private many: Int32Array | undefined;
 
   constructor(
     private readonly cells: Cells,
@@ -90,8 +106,12 @@ export class Acquirer {
       const limit = cells.load(H.HIGH_WATER);
       const c = cells.load(H.COLOUR);
       let max = 0;
+      const many = this.loadMany(limit);
       for (let j = 0; j < limit; j++) {
-        const t = cells.load(slotBase(j) + S.TICKET);
+        const t =
+          many === undefined
+            ? cells.load(slotBase(j) + S.TICKET)
+            : many[j * SLOT_CELLS + S.TICKET]!;
         if (t !== 0 && (t & 1) === c) {
           const nj = t >>> 1;
           if (nj > max) max = nj;
@@ -204,13 +224,20 @@ export class Acquirer {
     const n = this.n;
     const c = this.c;
     const i = this.slot;
-    const mineFirst = cells.load(H.COLOUR) !== c;
+    const colour = cells.load(H.COLOUR);
+    const mineFirst = colour !== c;
     let best = -1;
     let bestTicket = 0;
     let bestKey = -1;
+    let ahead = 0;
+    // Read before the tickets: a holder counted in `ahead` entered before this read, so
+    // later entries are exactly the count's growth.
+    const count = cells.load(H.ACQUISITIONS);
+    const many = this.loadMany(this.hwm);
     for (let k = 0; k < this.hwm; k++) {
       if (k === i) continue;
-      const t = cells.load(slotBase(k) + S.TICKET);
+      const t =
+        many === undefined ? cells.load(slotBase(k) + S.TICKET) : many[k * SLOT_CELLS + S.TICKET]!;
       if (t === 0) continue;
       const nk = t >>> 1;
       let key: number;
@@ -221,17 +248,36 @@ export class Acquirer {
         if (mineFirst) continue; // the other colour is the newer phase: behind us
         key = nk * 8192 + k;
       }
+      ahead++;
       if (key > bestKey) {
         bestKey = key;
         best = k;
         bestTicket = t;
       }
     }
-    if (best < 0) return this.block(cell, value, j);
-    return this.block(slotBase(best) + S.TICKET, bestTicket, best);
+    if (best < 0) this.block(cell, value, j);
+    else {
+      this.block(slotBase(best) + S.TICKET, bestTicket, best);
+      this.ahead = ahead;
+      this.countAtBlock = count;
+    }
+    this.colourAtBlock = colour;
+    return BLOCKED;
+  }
+
+  /** The first `slots` slots' cells in one read, when the backend can (else undefined). */
+  private loadMany(slots: number): Int32Array | undefined {
+    const cells = this.cells;
+    if (cells.loadMany === undefined) return undefined;
+    const count = slots * SLOT_CELLS;
+    if (this.many === undefined || this.many.length < count) this.many = new Int32Array(count);
+    cells.loadMany(slotBase(0), count, this.many);
+    return this.many;
   }
 
   private block(cell: number, value: number, slot: number): number {
+    this.ahead = 0;
+    this.colourAtBlock = -1;
     this.blockCell = cell;
     this.blockValue = value;
     this.blockSlot = slot;

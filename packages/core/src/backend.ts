@@ -20,6 +20,14 @@ export interface Cells {
   /** Sequentially consistent write of cell `i`. */
   store(i: number, value: number): void;
   /**
+   * Optional: read `count` cells from cell `from` into `out` in one operation, for backends
+   * where every `load` is a syscall (shm: one pread instead of one per slot). Each value must be
+   * one that its cell held during the call (never torn), but there is NO order among the cells:
+   * the protocol uses it only where it needs none — the doorway's maximum of the tickets (all
+   * read after its choosing store and before its ticket store), and the choice of where to sleep.
+   */
+  loadMany?(from: number, count: number, out: Int32Array): void;
+  /**
    * Atomically: if cell `i` holds `expected`, write `replacement`. Returns the value it held.
    * Used for slot claims, the high-water mark and sleeper counts. A backend without it must
    * provide {@link Cells.withRegistryLock}.

@@ -3,6 +3,7 @@ import type { Backend, Cells, Identity } from './backend.js';
 import { BakeryError } from './errors.js';
 import { BLACK, H, S, slotBase, WHITE } from './layout.js';
 import { validateLayout } from './memory.js';
+import { farSleepMs, MIN_SLEEP_MS, nextHandoffEstimate, nextPollCap } from './pacing.js';
 import { checkTimeout, rangeError, typeError } from './validate.js';
 
 /** Options accepted by every backend's `createMutex`/`openMutex`. */
@@ -140,7 +141,6 @@ export interface Mutex {
 
 const BACKSTOP_MS = 50;
 const DEFAULT_STALE_MS = 250;
-const MIN_SLEEP_MS = 0.02;
 const MAX_SLEEP_MS = 2;
 const DEFAULT_SPIN = 16;
 
@@ -201,23 +201,28 @@ class Pacer {
   signal: AbortSignal | undefined = undefined;
   canWait = false;
   maxBackoff = MAX_SLEEP_MS;
+  /** The shortest poll interval worth capping at (async: timers have 1 ms granularity). */
+  minCap = MIN_SLEEP_MS;
   spins = 0;
   backoff = MIN_SLEEP_MS;
   lastCell = -1;
   stuckSince = -1;
-  scannedAt = 0;
   now = 0;
   ms = 0;
   counter = -1;
-  then = THEN_RETRY;
+  after = THEN_RETRY;
+  /** Polling far back in the queue while no time per acquisition is known: the backoff. */
+  farBackoff = MIN_SLEEP_MS;
 
   reset(
     deadline: number,
     signal: AbortSignal | undefined,
     canWait: boolean,
     maxBackoff: number,
+    minCap: number,
   ): this {
     this.deadline = deadline;
+    this.minCap = minCap;
     this.signal = signal;
     this.canWait = canWait;
     this.maxBackoff = maxBackoff;
@@ -225,7 +230,7 @@ class Pacer {
     this.backoff = MIN_SLEEP_MS;
     this.lastCell = -1;
     this.stuckSince = -1;
-    this.scannedAt = 0;
+    this.farBackoff = MIN_SLEEP_MS;
     return this;
   }
 }
@@ -285,6 +290,11 @@ export class BakeryMutex implements Mutex {
   readonly #staleAfter: number;
   /** Longest single sleep: the backstop, and short enough to notice a stale owner in time. */
   readonly #slice: number;
+  /** Measured time per acquisition while polling far back in the queue (0: not yet known). */
+  #handoffMs = 0;
+  /** The ACQUISITIONS count at this participant's last far-back poll, and its time (-1: none). */
+  #polledCount = 0;
+  #polledAt = -1;
   readonly #isAlive: ((owner: Identity, slot?: number) => boolean) | undefined;
   #lastTryCheck = 0;
   readonly #pacer = new Pacer();
@@ -733,7 +743,7 @@ export class BakeryMutex implements Mutex {
         this.#stepBackStale(now);
         p.ms = Math.min(p.backoff, left);
         p.backoff = Math.min(p.backoff * 2, MAX_SLEEP_MS);
-        p.then = THEN_RETRY;
+        p.after = THEN_RETRY;
         return SLEEP;
       }
       if (acq.blockCell !== p.lastCell) {
@@ -741,6 +751,7 @@ export class BakeryMutex implements Mutex {
         p.spins = 0;
         p.backoff = MIN_SLEEP_MS;
         p.stuckSince = -1;
+        p.farBackoff = MIN_SLEEP_MS;
       }
       if (p.spins++ < this.#spin) {
         // While spinning, re-read only the cell we are blocked on; the scan resumes when it
@@ -780,12 +791,53 @@ export class BakeryMutex implements Mutex {
         if (p.r !== DONE) p.r = acq.advance();
         continue;
       }
-      p.ms = Math.min(p.backoff, left);
-      p.backoff = Math.min(p.backoff * 2, p.maxBackoff);
+      p.ms = Math.min(this.#pollDelay(p, now), left);
       p.now = now;
-      p.then = THEN_POLL;
+      p.after = THEN_POLL;
       return SLEEP;
     }
+  }
+
+  /**
+   * How long a waiter that polls (a backend with no cross-process wake: shm) sleeps before it
+   * looks again (the policy's arithmetic is in pacing.ts). Far back in the queue nothing can
+   * happen for us until the acquisitions ahead have passed: sleep most of the time they should
+   * take, measured from the lock's ACQUISITIONS count, up to staleAfterMs / 2. Next in line (or
+   * blocked on a doorway): a doubling backoff from 20 µs, capped at half the time per
+   * acquisition, so a handoff is noticed quickly. At 64 processes on shm every poll wakes a
+   * cold Node process; this cut the polls from about 500 per waiter per second to about 6 per
+   * acquisition.
+   */
+  #pollDelay(p: Pacer, now: number): number {
+    const acq = this.#acq;
+    let h = this.#handoffMs;
+    if (acq.ahead > 1) {
+      const count = this.#cells.load(H.ACQUISITIONS);
+      if (this.#polledAt >= 0 && count !== this.#polledCount) {
+        // A sample since this participant's last poll, maybe in an earlier acquisition: one
+        // that polls once per acquisition must still learn.
+        const sample = (now - this.#polledAt) / ((count - this.#polledCount) & 0x7fffffff);
+        h = nextHandoffEstimate(h, sample);
+        this.#handoffMs = h;
+      }
+      this.#polledCount = count;
+      this.#polledAt = now;
+      // Acquisitions until our predecessor has been and gone: the tickets ahead of ours less
+      // the entries since the scan counted them (the holder's entry was already in the count
+      // it read first). We are next at 1.
+      const left = acq.ahead - ((count - acq.countAtBlock) & 0x7fffffff);
+      if (left > 1) {
+        p.backoff = h > 0 ? Math.max(MIN_SLEEP_MS, h / 8) : MIN_SLEEP_MS;
+        if (h > 0) return farSleepMs(left, h, this.#staleAfter / 2);
+        const ms = p.farBackoff;
+        p.farBackoff = Math.min(ms * 2, this.#staleAfter / 2);
+        return ms;
+      }
+    }
+    const cap = nextPollCap(h, p.minCap, p.maxBackoff);
+    const ms = Math.min(p.backoff, cap);
+    p.backoff = Math.min(ms * 2, cap);
+    return ms;
   }
 
   /** A backend's wait failed (a native error): leave no sleeper count and no ticket behind. */
@@ -801,18 +853,28 @@ export class BakeryMutex implements Mutex {
     if (action === WAIT) {
       addCell(cells, p.counter, -1);
       p.r = acq.advance();
-    } else if (p.then === THEN_RETRY) {
+    } else if (p.after === THEN_RETRY) {
       p.r = acq.advance();
-    } else if (cells.load(acq.blockCell) !== acq.blockValue || p.now - p.scannedAt >= this.#slice) {
-      // Poll the watched cell; re-scan fully when it changed, and every slice as a backstop
-      // for conditions that do not show in that cell (the shared colour).
-      p.scannedAt = p.now;
+    } else if (
+      cells.load(acq.blockCell) !== acq.blockValue ||
+      (acq.colourAtBlock >= 0 && cells.load(H.COLOUR) !== acq.colourAtBlock)
+    ) {
+      // Poll the watched cell, and the shared colour when the block depended on it (the one
+      // condition that does not show in that cell); re-scan fully when either changed. The
+      // staleAfterMs re-scan in #plan is the backstop. (A re-scan every few ms was the biggest
+      // CPU cost at 64 processes on shm: ~260 syscalls each.)
       p.r = acq.advance();
     }
   }
 
   #acquireSync(deadline: number): void {
-    const p = this.#pacer.reset(deadline, undefined, this.#blockingWait, MAX_SLEEP_MS);
+    const p = this.#pacer.reset(
+      deadline,
+      undefined,
+      this.#blockingWait,
+      MAX_SLEEP_MS,
+      MIN_SLEEP_MS,
+    );
     this.#stepBackSince = -1;
     this.#acq.begin();
     p.r = this.#acq.advance();
@@ -836,7 +898,7 @@ export class BakeryMutex implements Mutex {
       cells.waitAsync !== undefined &&
       cells.notify !== undefined &&
       cells.compareExchange !== undefined;
-    const p = this.#pacer.reset(deadline, signal, canWait, MAX_SLEEP_MS * 2);
+    const p = this.#pacer.reset(deadline, signal, canWait, MAX_SLEEP_MS * 2, 1);
     this.#stepBackSince = -1;
     this.#acq.begin();
     p.r = this.#acq.advance();

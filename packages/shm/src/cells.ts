@@ -57,6 +57,16 @@ export class ShmCells implements Cells {
     return this.#buf.readInt32LE(0);
   }
 
+  /**
+   * One pread of `count` cells. The kernel copies them with no order among them, and each
+   * protocol value read this way (a ticket) fits in its cell's byte 0, so none can tear.
+   */
+  loadMany(from: number, count: number, out: Int32Array): void {
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, count * 4);
+    const n = fs.readSync(this.#fd, bytes, 0, count * 4, from * 4);
+    if (n !== count * 4) throw this.#short(from + Math.floor(n / 4));
+  }
+
   store(i: number, value: number): void {
     this.#buf.writeInt32LE(value | 0, 0);
     const n = fs.writeSync(this.#fd, this.#buf, 0, 4, i * 4);

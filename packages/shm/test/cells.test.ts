@@ -67,6 +67,24 @@ test('cells read and write little-endian int32 words at cell × 4, one word per 
   }
 });
 
+test('loadMany reads a run of cells in one pread, the same words load() reads; past the end is a coded error', () => {
+  const m = openMutex('many', { slots: 3, dir });
+  m.close();
+  const fd = fs.openSync(m.path, 'r+');
+  try {
+    const cells = new ShmCells(fd, bytesFor(3) / 4);
+    for (let i = 16; i < cells.length; i++) cells.store(i, i * 7 - 100);
+    const out = new Int32Array(cells.length - 16);
+    cells.loadMany(16, out.length, out);
+    for (let i = 16; i < cells.length; i++) expect(out[i - 16]).toBe(cells.load(i));
+    expect(() => cells.loadMany(16, out.length + 1, new Int32Array(out.length + 1))).toThrow(
+      expect.objectContaining({ code: 'BAKERY_BAD_LAYOUT' }),
+    );
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
 test('close() closes the lock file descriptor; a failed open leaves none behind', () => {
   const fds = () => fs.readdirSync('/proc/self/fd').length;
   const before = fds();
