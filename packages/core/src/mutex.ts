@@ -813,9 +813,14 @@ export class BakeryMutex implements Mutex {
     let h = this.#handoffMs;
     if (acq.ahead > 1) {
       const count = this.#cells.load(H.ACQUISITIONS);
-      if (this.#polledAt >= 0 && count !== this.#polledCount) {
+      if (
+        this.#polledAt >= 0 &&
+        count !== this.#polledCount &&
+        now - this.#polledAt <= this.#staleAfter
+      ) {
         // A sample since this participant's last poll, maybe in an earlier acquisition: one
-        // that polls once per acquisition must still learn.
+        // that polls once per acquisition must still learn. Not across a longer gap, when the
+        // lock may have sat idle (far sleeps are at most staleAfterMs / 2).
         const sample = (now - this.#polledAt) / ((count - this.#polledCount) & 0x7fffffff);
         h = nextHandoffEstimate(h, sample);
         this.#handoffMs = h;
@@ -829,8 +834,9 @@ export class BakeryMutex implements Mutex {
       if (left > 1) {
         p.backoff = h > 0 ? Math.max(MIN_SLEEP_MS, h / 8) : MIN_SLEEP_MS;
         if (h > 0) return farSleepMs(left, h, this.#staleAfter / 2);
+        // No time per acquisition yet: back off as the next waiter would.
         const ms = p.farBackoff;
-        p.farBackoff = Math.min(ms * 2, this.#staleAfter / 2);
+        p.farBackoff = Math.min(ms * 2, p.maxBackoff);
         return ms;
       }
     }

@@ -33,7 +33,7 @@ describe('polling policy (pacing.ts)', () => {
 class CountingCells extends ReferenceCells {
   loads = 0;
   manyCalls = 0;
-  load(i: number): number {
+  override load(i: number): number {
     this.loads++;
     return super.load(i);
   }
@@ -55,7 +55,9 @@ function queue<T extends ReferenceCells>(make: (b: SharedArrayBuffer) => T): T {
   cells.store(H.COLOUR, WHITE);
   cells.store(H.ACQUISITIONS, 41);
   const order = [2, 0, 3, 1];
-  order.forEach((slot, k) => cells.store(slotBase(slot) + S.TICKET, packTicket(k + 1, WHITE)));
+  for (const [k, slot] of order.entries()) {
+    cells.store(slotBase(slot) + S.TICKET, packTicket(k + 1, WHITE));
+  }
   cells.store(H.HOLDER, 3);
   return cells;
 }
