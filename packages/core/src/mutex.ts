@@ -288,7 +288,7 @@ export class BakeryMutex implements Mutex {
   readonly #slot: number;
   readonly #identity: Identity;
   readonly #staleAfter: number;
-  /** Longest single sleep: the backstop, and short enough to notice a stale owner in time. */
+  /** Longest blocking wait (Cells.wait): the backstop for a missed wake-up. */
   readonly #slice: number;
   /** Measured time per acquisition while polling far back in the queue (0: not yet known). */
   #handoffMs = 0;
@@ -867,8 +867,8 @@ export class BakeryMutex implements Mutex {
     ) {
       // Poll the watched cell, and the shared colour when the block depended on it (the one
       // condition that does not show in that cell); re-scan fully when either changed. The
-      // staleAfterMs re-scan in #plan is the backstop. (A re-scan every few ms was the biggest
-      // CPU cost at 64 processes on shm: ~260 syscalls each.)
+      // staleAfterMs re-scan in #plan is the backstop. (Every waiter re-scanning every 50 ms was a
+      // large CPU cost at 64 processes on shm: ~260 syscalls each.)
       p.r = acq.advance();
     }
   }
