@@ -753,9 +753,11 @@ export class BakeryMutex implements Mutex {
         p.stuckSince = -1;
         p.farBackoff = MIN_SLEEP_MS;
       }
-      if (p.spins++ < this.#spin) {
-        // While spinning, re-read only the cell we are blocked on; the scan resumes when it
-        // changes. (On shm every read is a syscall: a full re-scan per spin costs O(slots).)
+      if (p.spins++ < this.#spin && acq.ahead <= 1) {
+        // Only the next in line (or one blocked on a doorway) spins: behind two or more
+        // tickets nothing we wait for can happen within a spin. While spinning, re-read only
+        // the cell we are blocked on; the scan resumes when it changes. (On shm every read is
+        // a syscall: a full re-scan per spin costs O(slots).)
         if (cells.load(acq.blockCell) !== acq.blockValue) p.r = acq.advance();
         continue;
       }

@@ -2,11 +2,11 @@
 // Many unrelated processes on one named lock, each holding it for a while (like a job that
 // writes a file under the lock): what does waiting cost?
 //
-//   node examples/crowd.mjs [processes=64] [holdMs=2] [seconds=6]
+//   node examples/crowd.mjs [processes=64] [holdMs=2] [seconds=6] [sync|async]
 //
 // Spawns the processes (they share only the lock's name), lets them start, then for `seconds`
 // each loops lock → read a counter file → hold `holdMs` (asleep, as I/O would be) → write the
-// counter + 1 → unlock. Prints acquisitions/s, whether the counter is exact, and the CPU all
+// counter + 1 → unlock, with lockSync() or (async) await lock() and a timer for the hold. Prints acquisitions/s, whether the counter is exact, and the CPU all
 // processes used inside the window: `cores` (CPU seconds per wall second) and per acquisition.
 // A waiter that polled every few ms would keep every core busy at 64 processes; here a waiter
 // far back in the queue sleeps most of the time the acquisitions ahead of it should take.
@@ -19,7 +19,7 @@ import { openMutex, removeMutex } from '@bakery/shm';
 const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 if (process.argv[2] === 'child') {
-  const [, , , name, dir, file, holdMs, startAt, endAt] = process.argv;
+  const [, , , name, dir, file, holdMs, startAt, endAt, mode] = process.argv;
   const mutex = openMutex(name, { dir });
   const fd = fs.openSync(file, 'r+');
   const buf = Buffer.alloc(4);
@@ -27,9 +27,10 @@ if (process.argv[2] === 'child') {
   const cpu0 = process.cpuUsage();
   let n = 0;
   while (Date.now() < Number(endAt)) {
-    const lease = mutex.lockSync();
+    const lease = mode === 'async' ? await mutex.lock() : mutex.lockSync();
     fs.readSync(fd, buf, 0, 4, 0);
-    sleep(Number(holdMs));
+    if (mode === 'async') await new Promise((r) => setTimeout(r, Number(holdMs)));
+    else sleep(Number(holdMs));
     buf.writeInt32LE(buf.readInt32LE(0) + 1, 0);
     fs.writeSync(fd, buf, 0, 4, 0);
     lease.release();
@@ -42,6 +43,7 @@ if (process.argv[2] === 'child') {
   const processes = Number(process.argv[2] ?? 64);
   const holdMs = Number(process.argv[3] ?? 2);
   const seconds = Number(process.argv[4] ?? 6);
+  const mode = process.argv[5] === 'async' ? 'async' : 'sync';
   const dir = fs.mkdtempSync(
     path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'crowd-'),
   );
@@ -83,6 +85,7 @@ if (process.argv[2] === 'child') {
   console.log(
     JSON.stringify({
       processes,
+      mode,
       holdMs,
       seconds,
       acquisitions,
