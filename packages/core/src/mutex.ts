@@ -14,7 +14,7 @@ export interface MutexOptions {
    * everyone; `'auto'` treats the release as consistent.
    */
   robust?: 'manual' | 'auto';
-  /** How many times a blocked condition is re-checked before sleeping (default 16: on an oversubscribed machine the next holder is usually not running, and spinning only burns its CPU). */
+  /** How many times the next waiter in line re-checks its condition before sleeping (default 16: on an oversubscribed machine the next holder is usually not running, and spinning only burns its CPU). Waiters further back do not spin. */
   spin?: number;
   /** Diagnostics hooks at doorway boundaries (the conformance suite uses them to check FIFO). */
   trace?: TraceHooks;
