@@ -142,6 +142,8 @@ export interface Mutex {
 const BACKSTOP_MS = 50;
 const DEFAULT_STALE_MS = 250;
 const MAX_SLEEP_MS = 2;
+/** Node's timers fire at whole milliseconds: an async poll interval is never capped below this. */
+const TIMER_MS = 1;
 const DEFAULT_SPIN = 16;
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
@@ -906,7 +908,7 @@ export class BakeryMutex implements Mutex {
       cells.waitAsync !== undefined &&
       cells.notify !== undefined &&
       cells.compareExchange !== undefined;
-    const p = this.#pacer.reset(deadline, signal, canWait, MAX_SLEEP_MS * 2, 1);
+    const p = this.#pacer.reset(deadline, signal, canWait, MAX_SLEEP_MS * 2, TIMER_MS);
     this.#stepBackSince = -1;
     this.#acq.begin();
     p.r = this.#acq.advance();
