@@ -6,5 +6,9 @@ export default defineConfig({
   dts: true,
   sourcemap: true,
   clean: true,
+  // import.meta.url in the CJS build (createRequire of the optional binding).
+  shims: true,
+  // An optional dependency: loaded at run time when present, never bundled.
+  external: ['@bakery/native'],
   target: 'node20',
 });

@@ -12,7 +12,10 @@
  * - `BAKERY_BAD_NAME` — a lock name that is not allowed.
  * - `BAKERY_FOREIGN_OWNER` — the lock's file belongs to another user.
  * - `BAKERY_NOT_RECOVERABLE` — a holder died and its successor released without `markConsistent()`.
- * - `BAKERY_NATIVE_UNAVAILABLE` — the native addon cannot be loaded on this platform.
+ * - `BAKERY_NATIVE_UNAVAILABLE` — the native binding cannot be loaded on this platform.
+ * - `BAKERY_ACCESS_MISMATCH` — the lock was created for another access mode (mapped memory
+ *   versus positional file I/O) than this participant can or was told to use; mixing the two on
+ *   one lock would be unsafe, so it is refused and the lock is left untouched.
  * - `BAKERY_BAD_HANDLE` — a handle, fd or mapping given to `openMutex` is not a bakery lock.
  * - `BAKERY_IO` — an operating-system call failed (the `cause` carries the errno error).
  */
@@ -28,6 +31,7 @@ export type BakeryErrorCode =
   | 'BAKERY_FOREIGN_OWNER'
   | 'BAKERY_NOT_RECOVERABLE'
   | 'BAKERY_NATIVE_UNAVAILABLE'
+  | 'BAKERY_ACCESS_MISMATCH'
   | 'BAKERY_BAD_HANDLE'
   | 'BAKERY_IO';
 

@@ -3,6 +3,8 @@ export { AtomicCells } from './atomic-cells.js';
 export type { Backend, Cells, Identity } from './backend.js';
 export { BakeryError, type BakeryErrorCode, isBakeryError } from './errors.js';
 export {
+  ACCESS,
+  type AccessMode,
   BLACK,
   bytesFor,
   cellsFor,
@@ -19,7 +21,7 @@ export {
   ticketNumber,
   WHITE,
 } from './layout.js';
-export { checkSlots, initLayout, validateLayout } from './memory.js';
+export { accessName, checkSlots, initLayout, layoutAccess, validateLayout } from './memory.js';
 export {
   type Lease,
   type LockOptions,

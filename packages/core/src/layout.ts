@@ -11,8 +11,11 @@
 
 /** "BAKR" read as a little-endian int32: bytes 42 41 4B 52 → 0x524B4142. */
 export const MAGIC = 0x524b4142;
-/** Bumped on any incompatible change of the cells below. */
-export const LAYOUT_VERSION = 1;
+/**
+ * Bumped on any incompatible change of the cells below. 2: the ACCESS header cell (a version-1
+ * participant would ignore it and could mix positional and mapped access on one lock).
+ */
+export const LAYOUT_VERSION = 2;
 /** Cells per header and per slot. 16 cells = 64 bytes = one cache line on x86-64 and arm64. */
 export const HEADER_CELLS = 16;
 export const SLOT_CELLS = 16;
@@ -40,7 +43,34 @@ export const H = {
   MAX_TICKET: 9,
   /** Reaper lock word (0 free, else slot + 1 of the reaper). Reserved for crash recovery. */
   REAPER: 10,
+  /**
+   * How every participant of this lock accesses its cells ({@link ACCESS}), written by the
+   * creator and never changed. Participants of one lock all use the same mode.
+   */
+  ACCESS: 11,
 } as const;
+
+/**
+ * Values of the ACCESS header cell. The two modes cannot share a lock: an atomic participant
+ * claims slots and counts sleepers with compareExchange where a positional one serialises
+ * through a registry lock (their claims would not exclude each other), and a positional
+ * releaser cannot wake a futex sleeper.
+ */
+export const ACCESS = {
+  /**
+   * Shared memory accessed with atomic instructions (Atomics on a SharedArrayBuffer or a
+   * MAP_SHARED mapping): compareExchange for claims, futex wait/wake. sab, mmap, mapped shm.
+   */
+  ATOMIC: 1,
+  /**
+   * A file accessed with one pread/pwrite per cell (@bakery/shm's pure-JS path): claims under
+   * the registry lock, polling waiters, at most 127 slots (no read can tear).
+   */
+  POSITIONAL: 2,
+} as const;
+
+/** One of the {@link ACCESS} values. */
+export type AccessMode = (typeof ACCESS)[keyof typeof ACCESS];
 
 /** Slot cell offsets relative to the slot's first cell. */
 export const S = {

@@ -1,6 +1,15 @@
 import type { Cells } from './backend.js';
 import { BakeryError } from './errors.js';
-import { cellsFor, H, HEADER_CELLS, LAYOUT_VERSION, MAGIC, MAX_SLOTS } from './layout.js';
+import {
+  ACCESS,
+  type AccessMode,
+  cellsFor,
+  H,
+  HEADER_CELLS,
+  LAYOUT_VERSION,
+  MAGIC,
+  MAX_SLOTS,
+} from './layout.js';
 import { rangeError } from './validate.js';
 
 /** Check a slot count given by a user: an integer in 1..MAX_SLOTS. */
@@ -12,11 +21,16 @@ export function checkSlots(slots: unknown): number {
 }
 
 /**
- * Create path: write a fresh header into zeroed memory of at least `cellsFor(capacity)` cells.
+ * Create path: write a fresh header into zeroed memory of at least `cellsFor(capacity)` cells,
+ * recording how every participant will access it (`access`, default {@link ACCESS}.ATOMIC).
  * `INIT = 2` (ready) is stored last, so an attacher that sees it sees the whole header.
  * Only for memory nobody else uses yet; attaching never initialises (see {@link validateLayout}).
  */
-export function initLayout(cells: Cells, capacity: number): void {
+export function initLayout(
+  cells: Cells,
+  capacity: number,
+  access: AccessMode = ACCESS.ATOMIC,
+): void {
   checkSlots(capacity);
   if (cells.length < cellsFor(capacity)) {
     throw rangeError(`memory of ${cells.length} cells is too small for ${capacity} slots`);
@@ -25,15 +39,31 @@ export function initLayout(cells: Cells, capacity: number): void {
   cells.store(H.MAGIC, MAGIC);
   cells.store(H.VERSION, LAYOUT_VERSION);
   cells.store(H.CAPACITY, capacity);
+  cells.store(H.ACCESS, access);
   cells.store(H.INIT, 2);
+}
+
+/** The access mode recorded in a lock's header (after {@link validateLayout}). */
+export function layoutAccess(cells: Cells): AccessMode {
+  return cells.load(H.ACCESS) === ACCESS.POSITIONAL ? ACCESS.POSITIONAL : ACCESS.ATOMIC;
+}
+
+/** How an access mode is named in messages and snapshots. */
+export function accessName(access: AccessMode): 'atomic' | 'positional' {
+  return access === ACCESS.POSITIONAL ? 'positional' : 'atomic';
 }
 
 /**
  * Attach path: check that `cells` hold a ready bakery lock of this layout version (and of
- * `expectedCapacity` slots when given). Reads only: on any mismatch it throws
- * `BAKERY_BAD_LAYOUT` and the memory is left exactly as it was. Returns the capacity.
+ * `expectedCapacity` slots, and accessed in mode `expectedAccess`, when given). Reads only: on
+ * any mismatch it throws `BAKERY_BAD_LAYOUT` (`BAKERY_ACCESS_MISMATCH` for the access mode)
+ * and the memory is left exactly as it was. Returns the capacity.
  */
-export function validateLayout(cells: Cells, expectedCapacity?: number): number {
+export function validateLayout(
+  cells: Cells,
+  expectedCapacity?: number,
+  expectedAccess?: AccessMode,
+): number {
   if (cells.length < HEADER_CELLS) {
     throw new BakeryError(
       'BAKERY_BAD_LAYOUT',
@@ -51,7 +81,11 @@ export function validateLayout(cells: Cells, expectedCapacity?: number): number 
   if (version !== LAYOUT_VERSION) {
     throw new BakeryError(
       'BAKERY_BAD_LAYOUT',
-      `bakery layout version ${version}, this library speaks ${LAYOUT_VERSION}`,
+      `bakery layout version ${version}, this library speaks ${LAYOUT_VERSION}${
+        version === 1
+          ? ' (the lock was made by an earlier bakery release; once no process uses it, remove it — `bakery rm <name>` for a named lock — and it is created afresh)'
+          : ''
+      }`,
     );
   }
   if (cells.load(H.INIT) !== 2) {
@@ -76,6 +110,19 @@ export function validateLayout(cells: Cells, expectedCapacity?: number): number 
     throw new BakeryError(
       'BAKERY_BAD_LAYOUT',
       `memory of ${cells.length} cells does not match a ${capacity}-slot lock (${cellsFor(capacity)} cells)`,
+    );
+  }
+  const access = cells.load(H.ACCESS);
+  if (access !== ACCESS.ATOMIC && access !== ACCESS.POSITIONAL) {
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `bakery header has an impossible access mode ${access}`,
+    );
+  }
+  if (expectedAccess !== undefined && access !== expectedAccess) {
+    throw new BakeryError(
+      'BAKERY_ACCESS_MISMATCH',
+      `bakery lock was created for ${accessName(access)} access, not ${accessName(expectedAccess)}; participants of the two kinds cannot share a lock`,
     );
   }
   const hwm = cells.load(H.HIGH_WATER);

@@ -1,8 +1,8 @@
 import { Acquirer, BLOCKED, DONE, STEP_BACK, type TraceHooks } from './acquirer.js';
 import type { Backend, Cells, Identity } from './backend.js';
 import { BakeryError } from './errors.js';
-import { BLACK, H, S, slotBase, WHITE } from './layout.js';
-import { validateLayout } from './memory.js';
+import { ACCESS, BLACK, H, S, slotBase, WHITE } from './layout.js';
+import { accessName, layoutAccess, validateLayout } from './memory.js';
 import { farSleepMs, MIN_SLEEP_MS, nextHandoffEstimate, nextPollCap } from './pacing.js';
 import { checkTimeout, rangeError, typeError } from './validate.js';
 
@@ -83,6 +83,17 @@ export interface SlotSnapshot {
 export interface Snapshot {
   layoutVersion: number;
   capacity: number;
+  /**
+   * How the lock's participants access its cells (the ACCESS header cell): `'atomic'` — shared
+   * memory with atomic instructions and futex wake-ups (sab, mmap, @bakery/shm's mapped path);
+   * `'positional'` — one pread/pwrite per cell (@bakery/shm's pure-JS path).
+   */
+  access: 'atomic' | 'positional';
+  /**
+   * The backend of the instance that took the snapshot, e.g. `"shm /dev/shm/bakery.x (mapped)"`;
+   * absent for a snapshot read without a Mutex.
+   */
+  backend?: string;
   /** The shared Black-White colour. */
   colour: 'white' | 'black';
   /** Slot of the current holder, or null. */
@@ -333,7 +344,13 @@ export class BakeryMutex implements Mutex {
     this.#staleAfter = stale;
     this.#slice = Math.min(BACKSTOP_MS, stale / 2);
     this.#isAlive = backend.isAlive?.bind(backend);
-    this.#capacity = validateLayout(cells);
+    // The lock's recorded access mode must be the one these cells claim slots with: CAS-claiming
+    // and registry-claiming participants would not exclude each other's claims.
+    this.#capacity = validateLayout(
+      cells,
+      undefined,
+      cells.compareExchange !== undefined ? ACCESS.ATOMIC : ACCESS.POSITIONAL,
+    );
     this.#backend = backend;
     this.#cells = cells;
     this.#robust = robust;
@@ -444,7 +461,9 @@ export class BakeryMutex implements Mutex {
 
   inspect(): Snapshot {
     this.#checkOpen();
-    return snapshot(this.#cells, this.#slot);
+    const snap = snapshot(this.#cells, this.#slot);
+    if (this.#backend.description !== undefined) snap.backend = this.#backend.description;
+    return snap;
   }
 
   reapDead(): number {
@@ -1049,6 +1068,7 @@ export function snapshot(cells: Cells, self = -1): Snapshot {
   return {
     layoutVersion: cells.load(H.VERSION),
     capacity: cells.load(H.CAPACITY),
+    access: accessName(layoutAccess(cells)),
     colour: cells.load(H.COLOUR) === BLACK ? 'black' : 'white',
     holder: holder === 0 ? null : holder - 1,
     highWater: hwm,

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import {
+  ACCESS,
   BakeryError,
   cellsFor,
   checkSlots,
@@ -104,6 +105,7 @@ describe('backend contract', () => {
 
   test('a backend with only a registry lock claims distinct slots under it', () => {
     const ref = createReferenceCells(3);
+    ref.store(H.ACCESS, ACCESS.POSITIONAL); // what a registry-claiming creator records
     let depth = 0;
     let calls = 0;
     const cells = {

@@ -10,6 +10,7 @@ export {
   type SlotSnapshot,
   type Snapshot,
 } from '@bakery/core';
+export { loadNative, type Native, type WaitResult } from '@bakery/native';
 export {
   type CreateOptions,
   createMutex,
@@ -21,4 +22,3 @@ export {
   openMutex,
   spawnOptions,
 } from './mmap.js';
-export { loadNative, type Native, type WaitResult } from './native.js';

@@ -1,21 +1,16 @@
 import type { ForkOptions, SpawnOptions, StdioOptions } from 'node:child_process';
 import {
-  AtomicCells,
+  ACCESS,
   BakeryError,
   bytesFor,
   checkSlots,
   HEADER_CELLS,
-  type Identity,
   initLayout,
   type Mutex,
   type MutexOptions,
-  openOn,
-  S,
-  slotBase,
   typeError,
 } from '@bakery/core';
-import { isAlive, processIdentity } from '@bakery/core/node';
-import { loadNative, type Native, type WaitResult } from './native.js';
+import { loadNative, MappedCells, type Native, openMapped } from '@bakery/native';
 
 /** Environment variable that tells a child which of its fds carries the lock's memory. */
 export const FD_ENV = 'BAKERY_MMAP_FD';
@@ -46,31 +41,10 @@ export interface OpenOptions extends MutexOptions {
   fd?: number;
 }
 
-/**
- * The backend cells over a MAP_SHARED mapping: Atomics on an Int32Array (seq-cst, no native
- * call per access), and a non-private futex for blocking so that a releaser in one process
- * wakes a sleeper in another (V8's Atomics.notify never crosses a process).
- */
-export class MmapCells extends AtomicCells {
-  readonly #native: Native;
-
-  constructor(native: Native, buffer: ArrayBuffer) {
-    super(buffer);
-    this.#native = native;
-  }
-
-  wait(i: number, expected: number, timeoutMs: number): WaitResult {
-    return this.#native.wait(this.array, i, expected, timeoutMs);
-  }
-
-  notify(i: number, count: number): number {
-    return this.#native.wake(this.array, i, count);
-  }
-
-  waitAsync(i: number, expected: number, timeoutMs: number): Promise<WaitResult> {
-    return this.#native.waitAsync(this.array, i, expected, timeoutMs);
-  }
-}
+/** The cells of an mmap lock: {@link MappedCells} of @bakery/native (kept under its old name). */
+export const MmapCells = MappedCells;
+/** The cells of an mmap lock. */
+export type MmapCells = MappedCells;
 
 function withFd(
   stdio: StdioOptions | undefined,
@@ -111,109 +85,19 @@ export function spawnOptions(fd: number, base?: SpawnOptions): SpawnOptions {
   return carry(fd, base, false);
 }
 
-/**
- * Liveness of slot owners through per-slot leases: an OFD write lock on byte = slot of the lock's
- * file, taken through a description this participant opened itself (a forked child's inherited
- * fd shares its parent's description, so a lease through it would outlive the child). The
- * kernel drops the lock when the process dies, so "the owner recorded a lease and no lock is
- * held" proves it dead, whatever its pid now names.
- */
-class Leases {
-  readonly #native: Native;
-  readonly #cells: MmapCells;
-  /** Our own description of the lock's file; -1 when /proc could not reopen it (no leases). */
-  readonly fd: number;
-
-  constructor(native: Native, fd: number, cells: MmapCells) {
-    this.#native = native;
-    this.#cells = cells;
-    let own = -1;
-    try {
-      own = native.reopen(fd);
-    } catch {
-      // No /proc: no lease and no probe; the pid-based check still applies.
-    }
-    this.fd = own;
-  }
-
-  /** Takes the lease of our freshly claimed `slot`, then records that its owner has one. */
-  take(slot: number): void {
-    if (this.fd < 0) return;
-    try {
-      this.#native.leaseTake(this.fd, slot);
-    } catch {
-      // Without a lease OWNER_LEASE stays 0 and others judge us by pid, as before leases.
-      return;
-    }
-    this.#cells.store(slotBase(slot) + S.OWNER_LEASE, 1);
-  }
-
-  isAlive(owner: Identity, slot?: number): boolean {
-    if (slot !== undefined && this.fd >= 0) {
-      const flagged = this.#cells.load(slotBase(slot) + S.OWNER_LEASE) === 1;
-      let held: boolean | undefined;
-      try {
-        held = this.#native.leaseHeld(this.fd, slot);
-      } catch {
-        held = undefined;
-      }
-      // A live owner clears its flag and owner cells before its close drops the lease, so
-      // after "no lock" the slot must still name this owner with the flag set: then it died.
-      if (held === false && flagged && this.#stillOwns(owner, slot)) return false;
-      // A lease speaks for a process, not for one of its threads: a terminated worker's fds stay
-      // open in its process, so for a worker-thread owner the thread check decides.
-      if (held === true && (owner.tid === 0 || owner.tid === owner.pid)) return true;
-    }
-    return isAlive(owner);
-  }
-
-  #stillOwns(owner: Identity, slot: number): boolean {
-    const c = this.#cells;
-    const b = slotBase(slot);
-    return (
-      c.load(b + S.OWNER_LEASE) === 1 &&
-      c.load(b + S.OWNER) === owner.pid &&
-      c.load(b + S.OWNER_TID) === owner.tid &&
-      (c.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 + (c.load(b + S.OWNER_START_LO) >>> 0) ===
-        owner.startTime &&
-      c.load(b + S.OWNER_NS) >>> 0 === (owner.ns ?? 0)
-    );
-  }
-
-  close(): void {
-    if (this.fd >= 0) this.#native.close(this.fd);
-  }
-}
-
 function wrap(
   native: Native,
   fd: number,
-  cells: MmapCells,
+  cells: MappedCells,
   options: MutexOptions | undefined,
   ownsFd: boolean,
 ): MmapMutex {
-  // Reopened before openOn: a full slot table makes openOn judge other slots already.
-  const leases = new Leases(native, fd, cells);
-  const backend = {
+  const mutex = openMapped(
+    native,
     cells,
-    identity: processIdentity,
-    isAlive: (owner: Identity, slot?: number) => leases.isAlive(owner, slot),
-    description: `mmap fd ${fd}`,
-    close: () => {
-      // Closing our description drops the lease (after core has freed the slot).
-      leases.close();
-      if (ownsFd) native.close(fd);
-    },
-  };
-  let mutex: MmapMutex;
-  try {
-    mutex = openOn(backend, options) as MmapMutex;
-  } catch (err) {
-    leases.close();
-    throw err;
-  }
-  // Right after the claim and before the first doorway (nothing has run on this Mutex yet).
-  leases.take(mutex.slot);
+    { fd, description: `mmap fd ${fd}`, close: ownsFd ? () => native.close(fd) : undefined },
+    options,
+  ) as MmapMutex;
   Object.defineProperties(mutex, {
     fd: { value: fd, enumerable: true },
     forkOptions: { value: (base?: ForkOptions) => carry(fd, base, true) },
@@ -244,8 +128,8 @@ export function createMutex(options: CreateOptions): MmapMutex {
   const bytes = bytesFor(slots);
   const fd = native.create(bytes);
   try {
-    const cells = new MmapCells(native, native.map(fd, bytes));
-    initLayout(cells, slots);
+    const cells = new MappedCells(native, native.map(fd, bytes));
+    initLayout(cells, slots, ACCESS.ATOMIC);
     return wrap(native, fd, cells, rest, true);
   } catch (err) {
     native.close(fd);
@@ -290,7 +174,7 @@ export function openMutex(options: OpenOptions = {}): MmapMutex {
   if (bytes < HEADER_CELLS * 4 || bytes % 4 !== 0) {
     throw new BakeryError('BAKERY_BAD_LAYOUT', `fd ${fd} holds ${bytes} bytes, not a bakery lock`);
   }
-  const cells = new MmapCells(native, native.map(fd, bytes));
+  const cells = new MappedCells(native, native.map(fd, bytes));
   // An inherited fd is ours to keep (and to pass on to grandchildren), but not to leak into
   // unrelated programs this process may exec.
   if (inherited) native.setCloexec(fd, true);

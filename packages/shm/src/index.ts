@@ -11,6 +11,7 @@ export {
   type Snapshot,
 } from '@bakery/core';
 export { SHM_MAX_SLOTS, ShmCells } from './cells.js';
+export { ACCESS_ENV, type ShmAccess } from './native.js';
 export {
   checkName,
   DEFAULT_DIR,

@@ -1,12 +1,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
+  ACCESS,
+  type AccessMode,
   BakeryError,
   bytesFor,
   cellsFor,
   checkSlots,
   HEADER_CELLS,
   initLayout,
+  layoutAccess,
   type Mutex,
   type MutexOptions,
   openOn,
@@ -16,6 +19,7 @@ import {
 } from '@bakery/core';
 import { isAlive, processIdentity } from '@bakery/core/node';
 import { SHM_MAX_SLOTS, ShmCells } from './cells.js';
+import { ACCESS_ENV, type Binding, nativeBinding, type ShmAccess, wantedAccess } from './native.js';
 import { ownerIsDead, selfPidNamespace } from './proc.js';
 import { RegistryLock, registryPath, tempOwnerPid, tempPath } from './registry.js';
 
@@ -44,6 +48,19 @@ export interface OpenOptions extends MutexOptions {
   allowForeignOwner?: boolean;
   /** Directory of the lock files (default: env `BAKERY_SHM_DIR`, else /dev/shm). */
   dir?: string;
+  /**
+   * How this participant reaches the lock's cells (default: env `BAKERY_SHM_ACCESS`, else
+   * `'auto'`):
+   * - `'auto'` — a new lock is mapped when @bakery/native loads and pure JS otherwise; an
+   *   existing lock is opened the way it was created.
+   * - `'mapped'` — require the mapped path (`BAKERY_NATIVE_UNAVAILABLE` without the binding,
+   *   `BAKERY_ACCESS_MISMATCH` on a lock created pure JS).
+   * - `'pure-js'` — never load the binding (`BAKERY_ACCESS_MISMATCH` on a mapped lock).
+   *
+   * Every participant of one lock uses the lock's mode, recorded at creation: mapped and
+   * pure-JS participants would claim slots by different means and could not wake each other.
+   */
+  access?: ShmAccess;
 }
 
 /** Options of {@link removeMutex}. */
@@ -58,6 +75,12 @@ export type ShmMutex = Mutex & {
   readonly path: string;
   /** True when this call created (and initialised) the lock file; false when it attached. */
   readonly created: boolean;
+  /**
+   * The path this participant runs: `'mapped'` (the file mapped MAP_SHARED through
+   * @bakery/native: Atomics, futex wake-ups, kernel leases, up to 4096 slots) or `'pure-js'`
+   * (one pread/pwrite per cell, polling waiters, at most 127 slots).
+   */
+  readonly access: 'mapped' | 'pure-js';
 };
 
 function errno(err: unknown): string | undefined {
@@ -176,6 +199,7 @@ function create(
   file: string,
   slots: number,
   mode: number,
+  access: AccessMode,
 ): Opened | null {
   let tmp = '';
   let fd = -1;
@@ -201,7 +225,7 @@ function create(
     // The umask must not weaken or narrow the mode the caller asked for.
     fs.fchmodSync(fd, mode);
     fs.ftruncateSync(fd, bytesFor(slots));
-    initLayout(new ShmCells(fd, cellsFor(slots), undefined, tmp), slots);
+    initLayout(new ShmCells(fd, cellsFor(slots), undefined, tmp), slots, access);
     try {
       fs.linkSync(tmp, file);
       linked = true;
@@ -243,14 +267,7 @@ function checkOptions(options: unknown): OpenOptions {
   ) {
     throw rangeError(`mode must be permission bits from 0 to 0o777, got ${String(o.mode)}`);
   }
-  if (o.slots !== undefined) {
-    checkSlots(o.slots);
-    if (o.slots > SHM_MAX_SLOTS) {
-      throw rangeError(
-        `an shm lock has at most ${SHM_MAX_SLOTS} slots (so that no protocol cell can tear in a positional read), got ${o.slots}`,
-      );
-    }
-  }
+  if (o.slots !== undefined) checkSlots(o.slots);
   return o;
 }
 
@@ -285,10 +302,18 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
     mode = 0o600,
     allowForeignOwner = false,
     dir: dirOption,
+    access: accessOption,
     ...mutexOptions
   } = checkOptions(options);
+  const want = wantedAccess(accessOption);
   const dir = lockDir(dirOption);
   const file = path.join(dir, `bakery.${name}`);
+  // Loaded only when this call may map; a failure is remembered, not thrown, under 'auto'.
+  let binding: Binding | undefined;
+  const bind = (): Binding => {
+    binding ??= want === 'pure-js' ? { error: undefined } : nativeBinding();
+    return binding;
+  };
 
   let opened: Opened | null = null;
   // Each round either attaches, creates, or finds that someone else linked a file in between
@@ -310,39 +335,130 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
         `lock ${name} does not exist in ${dir}; openMutex needs { slots } to create it`,
       );
     }
-    opened = create(dir, name, file, slots, mode);
+    opened = create(dir, name, file, slots, mode, creationAccess(bind(), want, slots));
   }
 
   const { fd } = opened;
   try {
-    const cells = new ShmCells(fd, opened.size / 4, new RegistryLock(dir, name), file);
+    const probe = new ShmCells(fd, opened.size / 4, undefined, file);
     // Reads only: on a mismatch the file is left exactly as it was.
-    const capacity = validateLayout(cells, slots);
-    if (capacity > SHM_MAX_SLOTS) {
-      throw new BakeryError(
-        'BAKERY_BAD_LAYOUT',
-        `${file} has ${capacity} slots; an shm lock has at most ${SHM_MAX_SLOTS} (wider cells could tear in a positional read)`,
-      );
-    }
-    const mutex = openOn(
-      {
-        cells,
-        // pid + OS thread id + that thread's start time: survives pid reuse, and lets core's
-        // reaper tell a crashed participant (or a terminated worker thread) from a live one.
-        identity: processIdentity,
-        isAlive,
-        description: `shm ${file}`,
-        close: () => fs.closeSync(fd),
-      },
-      mutexOptions,
-    );
+    const capacity = validateLayout(probe, slots);
+    const mutex =
+      layoutAccess(probe) === ACCESS.ATOMIC
+        ? openMappedFile(file, fd, opened.size, bind(), want, mutexOptions)
+        : openPositional(dir, name, file, fd, capacity, want, binding, mutexOptions);
     Object.defineProperty(mutex, 'path', { value: file, enumerable: true });
     Object.defineProperty(mutex, 'created', { value: opened.created, enumerable: true });
-    return mutex as ShmMutex;
+    return mutex;
   } catch (err) {
     fs.closeSync(fd);
     throw err;
   }
+}
+
+/** The access mode a lock created by this call gets. Throws before anything is created. */
+function creationAccess(binding: Binding, want: ShmAccess, slots: number): AccessMode {
+  if ('native' in binding) return ACCESS.ATOMIC;
+  if (want === 'mapped') {
+    throw new BakeryError(
+      'BAKERY_NATIVE_UNAVAILABLE',
+      `access 'mapped' needs @bakery/native: ${binding.error?.message}`,
+      { cause: binding.error },
+    );
+  }
+  if (slots > SHM_MAX_SLOTS) {
+    const limit = `a pure-JS shm lock has at most ${SHM_MAX_SLOTS} slots (so that no protocol cell can tear in a positional read), got ${slots}; more need the mapped path`;
+    if (want === 'pure-js') {
+      throw rangeError(`${limit}, and access is 'pure-js' (${ACCESS_ENV} or the access option)`);
+    }
+    throw new BakeryError(
+      'BAKERY_NATIVE_UNAVAILABLE',
+      `${limit}, and @bakery/native is not loaded here: ${binding.error?.message}`,
+      { cause: binding.error },
+    );
+  }
+  return ACCESS.POSITIONAL;
+}
+
+const AGREE =
+  'every participant of one lock must use the access mode it was created with. To switch, stop every process that uses it, remove it (`bakery rm <name>` or removeMutex), and open it again with the mode you want';
+
+/** The mapped path: the lock file mapped MAP_SHARED, exactly like an mmap lock. */
+function openMappedFile(
+  file: string,
+  fd: number,
+  size: number,
+  binding: Binding,
+  want: ShmAccess,
+  options: MutexOptions,
+): ShmMutex {
+  if (!('native' in binding)) {
+    const why =
+      want === 'pure-js'
+        ? `this process asked for access 'pure-js' (${ACCESS_ENV} or the access option)`
+        : `this process cannot load @bakery/native (${binding.error?.message})`;
+    throw new BakeryError(
+      'BAKERY_ACCESS_MISMATCH',
+      `${file} is a mapped lock (its participants use atomics and futex wake-ups, which a pure-JS participant cannot take part in), but ${why}. Install @bakery/native or drop the 'pure-js' setting here; ${AGREE}`,
+      { cause: binding.error },
+    );
+  }
+  const { native, lib } = binding;
+  const cells = new lib.MappedCells(native, native.map(fd, size, true));
+  const mutex = lib.openMapped(
+    native,
+    cells,
+    { fd, description: `shm ${file} (mapped)`, close: () => fs.closeSync(fd) },
+    options,
+  );
+  Object.defineProperty(mutex, 'access', { value: 'mapped', enumerable: true });
+  return mutex as ShmMutex;
+}
+
+/** The pure-JS path: one pread/pwrite per cell, slot claims under the registry lock. */
+function openPositional(
+  dir: string,
+  name: string,
+  file: string,
+  fd: number,
+  capacity: number,
+  want: ShmAccess,
+  binding: Binding | undefined,
+  options: MutexOptions,
+): ShmMutex {
+  if (want === 'mapped') {
+    throw new BakeryError(
+      'BAKERY_ACCESS_MISMATCH',
+      `${file} is a pure-JS lock (positional reads and writes), but this process asked for access 'mapped'; ${AGREE}`,
+    );
+  }
+  if (capacity > SHM_MAX_SLOTS) {
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `${file} has ${capacity} slots; a pure-JS shm lock has at most ${SHM_MAX_SLOTS} (wider cells could tear in a positional read)`,
+    );
+  }
+  const why =
+    want === 'pure-js'
+      ? `access 'pure-js'`
+      : binding !== undefined && !('native' in binding)
+        ? '@bakery/native is not loaded'
+        : 'the lock was created pure JS';
+  const cells = new ShmCells(fd, cellsFor(capacity), new RegistryLock(dir, name), file);
+  const mutex = openOn(
+    {
+      cells,
+      // pid + OS thread id + that thread's start time: survives pid reuse, and lets core's
+      // reaper tell a crashed participant (or a terminated worker thread) from a live one.
+      identity: processIdentity,
+      isAlive,
+      description: `shm ${file} (pure JS: ${why})`,
+      close: () => fs.closeSync(fd),
+    },
+    options,
+  );
+  Object.defineProperty(mutex, 'access', { value: 'pure-js', enumerable: true });
+  return mutex as ShmMutex;
 }
 
 /**

@@ -55,251 +55,369 @@ function poke(file: string, cell: number, value: number): void {
   fs.closeSync(fd);
 }
 
-describe('names', () => {
-  const bad: [string, unknown][] = [
-    ['empty', ''],
-    ['leading dot', '.x'],
-    ['dot-dot', '..'],
-    ['single dot', '.'],
-    ['slash', 'a/b'],
-    ['path escape', '../etc'],
-    ['NUL byte', 'a\0b'],
-    ['201 characters', 'n'.repeat(201)],
-    ['unicode', 'schlöss'],
-    ['space', 'a b'],
-    ['not a string', 42],
-  ];
-  for (const [what, name] of bad) {
-    test(`a name with ${what} is BAKERY_BAD_NAME and creates nothing`, () => {
-      const before = listing();
-      expect(codeOf(() => openMutex(name as string, { slots: 4, dir }))).toBe('BAKERY_BAD_NAME');
-      expect(codeOf(() => removeMutex(name as string, { dir }))).toBe('BAKERY_BAD_NAME');
-      expect(listing()).toEqual(before);
-      expect(listing(path.dirname(dir))[path.basename(dir)]).toBeDefined();
+for (const access of ['mapped', 'pure-js'] as const) {
+  // Every case runs on both paths; openMutex takes its default access from the environment,
+  // and the processes some cases spawn inherit it.
+  describe(`${access} path`, () => {
+    const saved = process.env.BAKERY_SHM_ACCESS;
+    beforeEach(() => {
+      process.env.BAKERY_SHM_ACCESS = access;
     });
-  }
+    afterEach(() => {
+      if (saved === undefined) delete process.env.BAKERY_SHM_ACCESS;
+      else process.env.BAKERY_SHM_ACCESS = saved;
+    });
 
-  test('200 characters of [A-Za-z0-9._-] is a good name', () => {
-    const name = `A-z_0.9${'n'.repeat(193)}`;
-    const m = openMutex(name, { slots: 2, dir });
-    expect(path.basename(m.path)).toBe(`bakery.${name}`);
-    m.close();
-    expect(removeMutex(name, { dir })).toBe(true);
-  });
-});
-
-describe('planted symlinks', () => {
-  test('a symlink at the lock path pointing at a file of ours fails with a coded error and leaves the file byte-for-byte unchanged', () => {
-    const outside = freshDir();
-    try {
-      const precious = path.join(outside, 'precious.txt');
-      fs.writeFileSync(precious, 'do not touch\n'.repeat(10));
-      fs.symlinkSync(precious, path.join(dir, 'bakery.victim'));
-      const target = listing(outside);
-      const before = listing();
-      for (const options of [{ slots: 4 }, {}, { slots: 4, create: false }]) {
-        expect(codeOf(() => openMutex('victim', { ...options, dir }))).toBe('BAKERY_BAD_LAYOUT');
+    describe('names', () => {
+      const bad: [string, unknown][] = [
+        ['empty', ''],
+        ['leading dot', '.x'],
+        ['dot-dot', '..'],
+        ['single dot', '.'],
+        ['slash', 'a/b'],
+        ['path escape', '../etc'],
+        ['NUL byte', 'a\0b'],
+        ['201 characters', 'n'.repeat(201)],
+        ['unicode', 'schlöss'],
+        ['space', 'a b'],
+        ['not a string', 42],
+      ];
+      for (const [what, name] of bad) {
+        test(`a name with ${what} is BAKERY_BAD_NAME and creates nothing`, () => {
+          const before = listing();
+          expect(codeOf(() => openMutex(name as string, { slots: 4, dir }))).toBe(
+            'BAKERY_BAD_NAME',
+          );
+          expect(codeOf(() => removeMutex(name as string, { dir }))).toBe('BAKERY_BAD_NAME');
+          expect(listing()).toEqual(before);
+          expect(listing(path.dirname(dir))[path.basename(dir)]).toBeDefined();
+        });
       }
-      expect(listing(outside)).toEqual(target);
-      expect(listing()).toEqual(before);
-    } finally {
-      fs.rmSync(outside, { recursive: true, force: true });
-    }
-  });
 
-  test('a symlink at the lock path pointing at a valid lock of ours is refused too, and that lock is untouched', () => {
-    const real = makeLock('real');
-    fs.symlinkSync(real, path.join(dir, 'bakery.alias'));
-    const before = listing();
-    expect(codeOf(() => openMutex('alias', { slots: 4, dir }))).toBe('BAKERY_BAD_LAYOUT');
-    expect(listing()).toEqual(before);
-  });
-
-  test('a symlink planted at the registry path fails the slot claim with a coded error and leaves its target untouched', () => {
-    const real = makeLock('reg');
-    const outside = freshDir();
-    try {
-      fs.writeFileSync(path.join(outside, 'keep'), 'keep');
-      fs.symlinkSync(outside, path.join(dir, '.bakery.reg.registry'));
-      const target = listing(outside);
-      const lockBytes = fs.readFileSync(real);
-      expect(codeOf(() => openMutex('reg', { dir }))).toBe('BAKERY_BAD_LAYOUT');
-      expect(listing(outside)).toEqual(target);
-      expect(fs.readFileSync(real)).toEqual(lockBytes);
-    } finally {
-      fs.rmSync(outside, { recursive: true, force: true });
-    }
-  });
-
-  test('removeMutex unlinks a planted symlink, never its target', () => {
-    const outside = freshDir();
-    try {
-      fs.writeFileSync(path.join(outside, 'precious'), 'x');
-      fs.symlinkSync(path.join(outside, 'precious'), path.join(dir, 'bakery.gone'));
-      const target = listing(outside);
-      expect(removeMutex('gone', { dir })).toBe(true);
-      expect(listing(outside)).toEqual(target);
-      expect(listing()).toEqual({});
-    } finally {
-      fs.rmSync(outside, { recursive: true, force: true });
-    }
-  });
-});
-
-describe('ownership and permissions', () => {
-  test('a lock file owned by another uid is BAKERY_FOREIGN_OWNER and untouched; allowForeignOwner: true opens it', () => {
-    const file = makeLock('theirs');
-    fs.chownSync(file, 65534, 65534);
-    const before = listing();
-    expect(codeOf(() => openMutex('theirs', { dir }))).toBe('BAKERY_FOREIGN_OWNER');
-    expect(codeOf(() => openMutex('theirs', { slots: 4, dir }))).toBe('BAKERY_FOREIGN_OWNER');
-    expect(listing()).toEqual(before);
-    const m = openMutex('theirs', { dir, allowForeignOwner: true });
-    m.lockSync().release();
-    m.close();
-    expect(fs.statSync(file).uid).toBe(65534);
-  });
-
-  test('a new lock file has mode 0600 by default', () => {
-    const m = openMutex('private', { slots: 2, dir });
-    expect(fs.statSync(m.path).mode & 0o777).toBe(0o600);
-    expect(fs.statSync(m.path).size).toBe(bytesFor(2));
-    m.close();
-  });
-
-  test('the mode option is applied exactly, whatever the umask', () => {
-    const old = process.umask(0o077);
-    try {
-      const a = openMutex('group', { slots: 2, dir, mode: 0o660 });
-      expect(fs.statSync(a.path).mode & 0o777).toBe(0o660);
-      a.close();
-    } finally {
-      process.umask(old);
-    }
-    const b = openMutex('readable', { slots: 2, dir, mode: 0o644 });
-    expect(fs.statSync(b.path).mode & 0o777).toBe(0o644);
-    b.close();
-    expect(codeOf(() => openMutex('bad-mode', { slots: 2, dir, mode: 0o4777 }))).toBe(
-      'BAKERY_INVALID_ARGUMENT',
-    );
-    expect(fs.existsSync(path.join(dir, 'bakery.bad-mode'))).toBe(false);
-  });
-
-  test('attaching never changes the mode or owner of an existing file', () => {
-    const file = makeLock('keep-mode');
-    fs.chmodSync(file, 0o640);
-    openMutex('keep-mode', { dir, mode: 0o600 }).close();
-    expect(fs.statSync(file).mode & 0o777).toBe(0o640);
-  });
-});
-
-describe('bad layouts are refused and left untouched', () => {
-  const cases: [string, (file: string) => void][] = [
-    ['wrong magic', (f) => poke(f, H.MAGIC, 0x12345678)],
-    ['wrong layout version', (f) => poke(f, H.VERSION, 2)],
-    ['a capacity that disagrees with the size', (f) => poke(f, H.CAPACITY, 3)],
-    ['an impossible capacity', (f) => poke(f, H.CAPACITY, 0)],
-    ['an init state that is not ready', (f) => poke(f, H.INIT, 1)],
-    ['an impossible high-water mark', (f) => poke(f, H.HIGH_WATER, 9)],
-    ['a truncated file', (f) => fs.truncateSync(f, bytesFor(4) - 64)],
-    ['a file cut inside the header', (f) => fs.truncateSync(f, 40)],
-    ['a zero-length file', (f) => fs.truncateSync(f, 0)],
-    ['a size that is not a multiple of 4', (f) => fs.truncateSync(f, bytesFor(4) + 2)],
-    ['trailing bytes', (f) => fs.appendFileSync(f, Buffer.alloc(64))],
-    [
-      'a text file',
-      (f) => {
-        fs.rmSync(f);
-        fs.writeFileSync(f, 'hello world\n'.repeat(30), { mode: 0o600 });
-      },
-    ],
-    [
-      'a directory',
-      (f) => {
-        fs.rmSync(f);
-        fs.mkdirSync(f);
-      },
-    ],
-  ];
-  for (const [what, damage] of cases) {
-    test(`${what} is BAKERY_BAD_LAYOUT and the file is unchanged`, () => {
-      const file = makeLock('damaged');
-      damage(file);
-      const before = listing();
-      expect(codeOf(() => openMutex('damaged', { dir }))).toBe('BAKERY_BAD_LAYOUT');
-      expect(codeOf(() => openMutex('damaged', { slots: 4, dir }))).toBe('BAKERY_BAD_LAYOUT');
-      expect(listing()).toEqual(before);
+      test('200 characters of [A-Za-z0-9._-] is a good name', () => {
+        const name = `A-z_0.9${'n'.repeat(193)}`;
+        const m = openMutex(name, { slots: 2, dir });
+        expect(path.basename(m.path)).toBe(`bakery.${name}`);
+        m.close();
+        expect(removeMutex(name, { dir })).toBe(true);
+      });
     });
-  }
 
-  test('attaching with a slots option that differs from the file is BAKERY_BAD_LAYOUT and the file is unchanged', () => {
-    makeLock('sized', 4);
-    const before = listing();
-    expect(codeOf(() => openMutex('sized', { slots: 8, dir }))).toBe('BAKERY_BAD_LAYOUT');
-    expect(listing()).toEqual(before);
-    openMutex('sized', { slots: 4, dir }).close();
-  });
+    describe('planted symlinks', () => {
+      test('a symlink at the lock path pointing at a file of ours fails with a coded error and leaves the file byte-for-byte unchanged', () => {
+        const outside = freshDir();
+        try {
+          const precious = path.join(outside, 'precious.txt');
+          fs.writeFileSync(precious, 'do not touch\n'.repeat(10));
+          fs.symlinkSync(precious, path.join(dir, 'bakery.victim'));
+          const target = listing(outside);
+          const before = listing();
+          for (const options of [{ slots: 4 }, {}, { slots: 4, create: false }]) {
+            expect(codeOf(() => openMutex('victim', { ...options, dir }))).toBe(
+              'BAKERY_BAD_LAYOUT',
+            );
+          }
+          expect(listing(outside)).toEqual(target);
+          expect(listing()).toEqual(before);
+        } finally {
+          fs.rmSync(outside, { recursive: true, force: true });
+        }
+      });
 
-  test('a missing lock without slots, or with create: false, is a coded error and creates nothing', () => {
-    expect(codeOf(() => openMutex('absent', { dir }))).toBe('BAKERY_INVALID_ARGUMENT');
-    expect(codeOf(() => openMutex('absent', { dir, slots: 4, create: false }))).toBe('BAKERY_IO');
-    expect(codeOf(() => openMutex('absent', { dir, slots: 0 }))).toBe('BAKERY_INVALID_ARGUMENT');
-    expect(listing()).toEqual({});
-  });
-});
+      test('a symlink at the lock path pointing at a valid lock of ours is refused too, and that lock is untouched', () => {
+        const real = makeLock('real');
+        fs.symlinkSync(real, path.join(dir, 'bakery.alias'));
+        const before = listing();
+        expect(codeOf(() => openMutex('alias', { slots: 4, dir }))).toBe('BAKERY_BAD_LAYOUT');
+        expect(listing()).toEqual(before);
+      });
 
-describe('slots out of range', () => {
-  const bad: unknown[] = [
-    0,
-    -1,
-    -4096,
-    1.5,
-    Number.NaN,
-    Number.POSITIVE_INFINITY,
-    '4',
-    null,
-    4097,
-    2 ** 31,
-  ];
-  for (const slots of bad) {
-    test(`slots ${String(slots)} is BAKERY_INVALID_ARGUMENT, whether creating or attaching, and nothing changes`, () => {
-      const empty = listing();
-      expect(codeOf(() => openMutex('fresh', { dir, slots: slots as number }))).toBe(
-        'BAKERY_INVALID_ARGUMENT',
+      test(
+        access === 'pure-js'
+          ? 'a symlink planted at the registry path fails the slot claim with a coded error and leaves its target untouched'
+          : 'a symlink planted at the registry path is never followed: a mapped lock claims slots by compareExchange and leaves it alone',
+        () => {
+          const real = makeLock('reg');
+          const outside = freshDir();
+          try {
+            fs.writeFileSync(path.join(outside, 'keep'), 'keep');
+            fs.symlinkSync(outside, path.join(dir, '.bakery.reg.registry'));
+            const target = listing(outside);
+            const lockBytes = fs.readFileSync(real);
+            if (access === 'pure-js') {
+              expect(codeOf(() => openMutex('reg', { dir }))).toBe('BAKERY_BAD_LAYOUT');
+              expect(fs.readFileSync(real)).toEqual(lockBytes);
+            } else {
+              const m = openMutex('reg', { dir });
+              m.lockSync().release();
+              m.close();
+              expect(fs.readlinkSync(path.join(dir, '.bakery.reg.registry'))).toBe(outside);
+            }
+            expect(listing(outside)).toEqual(target);
+          } finally {
+            fs.rmSync(outside, { recursive: true, force: true });
+          }
+        },
       );
-      expect(listing()).toEqual(empty);
-      makeLock('existing', 4);
-      const before = listing();
-      expect(codeOf(() => openMutex('existing', { dir, slots: slots as number }))).toBe(
-        'BAKERY_INVALID_ARGUMENT',
-      );
-      expect(listing()).toEqual(before);
+
+      test('removeMutex unlinks a planted symlink, never its target', () => {
+        const outside = freshDir();
+        try {
+          fs.writeFileSync(path.join(outside, 'precious'), 'x');
+          fs.symlinkSync(path.join(outside, 'precious'), path.join(dir, 'bakery.gone'));
+          const target = listing(outside);
+          expect(removeMutex('gone', { dir })).toBe(true);
+          expect(listing(outside)).toEqual(target);
+          expect(listing()).toEqual({});
+        } finally {
+          fs.rmSync(outside, { recursive: true, force: true });
+        }
+      });
     });
-  }
-});
 
-describe('registry lock', () => {
-  test('an entry left by a dead claimer (or a reused pid) is removed and the claim proceeds', async () => {
-    const file = makeLock('stale');
-    // A process that has certainly exited: its pid is gone (or reused with another start time).
-    const child = spawn(process.execPath, ['-e', '']);
-    const pid = child.pid!;
-    await new Promise((resolve) => child.on('exit', resolve));
-    const ns = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/pid'))![1];
-    const reg = path.join(dir, '.bakery.stale.registry');
-    fs.mkdirSync(reg);
-    fs.writeFileSync(path.join(reg, `o.${pid}.12345.${pid}.12345.${ns}.abcdef`), '');
-    const m = openMutex('stale', { dir });
-    expect(fs.existsSync(reg)).toBe(false);
-    // Our own pid with another start time is a reused pid: dead too.
-    fs.mkdirSync(reg);
-    fs.writeFileSync(path.join(reg, `o.${process.pid}.1.0.0.${ns}.abcdef`), '');
-    m.close();
-    expect(fs.existsSync(reg)).toBe(false);
-    const cells = new ShmCells(fs.openSync(file, 'r'), bytesFor(4) / 4);
-    expect(cells.load(slotBase(m.slot) + S.OWNER)).toBe(0);
+    describe('ownership and permissions', () => {
+      test('a lock file owned by another uid is BAKERY_FOREIGN_OWNER and untouched; allowForeignOwner: true opens it', () => {
+        const file = makeLock('theirs');
+        fs.chownSync(file, 65534, 65534);
+        const before = listing();
+        expect(codeOf(() => openMutex('theirs', { dir }))).toBe('BAKERY_FOREIGN_OWNER');
+        expect(codeOf(() => openMutex('theirs', { slots: 4, dir }))).toBe('BAKERY_FOREIGN_OWNER');
+        expect(listing()).toEqual(before);
+        const m = openMutex('theirs', { dir, allowForeignOwner: true });
+        m.lockSync().release();
+        m.close();
+        expect(fs.statSync(file).uid).toBe(65534);
+      });
+
+      test('a new lock file has mode 0600 by default', () => {
+        const m = openMutex('private', { slots: 2, dir });
+        expect(fs.statSync(m.path).mode & 0o777).toBe(0o600);
+        expect(fs.statSync(m.path).size).toBe(bytesFor(2));
+        m.close();
+      });
+
+      test('the mode option is applied exactly, whatever the umask', () => {
+        const old = process.umask(0o077);
+        try {
+          const a = openMutex('group', { slots: 2, dir, mode: 0o660 });
+          expect(fs.statSync(a.path).mode & 0o777).toBe(0o660);
+          a.close();
+        } finally {
+          process.umask(old);
+        }
+        const b = openMutex('readable', { slots: 2, dir, mode: 0o644 });
+        expect(fs.statSync(b.path).mode & 0o777).toBe(0o644);
+        b.close();
+        expect(codeOf(() => openMutex('bad-mode', { slots: 2, dir, mode: 0o4777 }))).toBe(
+          'BAKERY_INVALID_ARGUMENT',
+        );
+        expect(fs.existsSync(path.join(dir, 'bakery.bad-mode'))).toBe(false);
+      });
+
+      test('attaching never changes the mode or owner of an existing file', () => {
+        const file = makeLock('keep-mode');
+        fs.chmodSync(file, 0o640);
+        openMutex('keep-mode', { dir, mode: 0o600 }).close();
+        expect(fs.statSync(file).mode & 0o777).toBe(0o640);
+      });
+    });
+
+    describe('bad layouts are refused and left untouched', () => {
+      const cases: [string, (file: string) => void][] = [
+        ['wrong magic', (f) => poke(f, H.MAGIC, 0x12345678)],
+        ['wrong layout version', (f) => poke(f, H.VERSION, 3)],
+        ['a lock of an earlier release (layout version 1)', (f) => poke(f, H.VERSION, 1)],
+        ['an impossible access mode', (f) => poke(f, H.ACCESS, 7)],
+        ['a capacity that disagrees with the size', (f) => poke(f, H.CAPACITY, 3)],
+        ['an impossible capacity', (f) => poke(f, H.CAPACITY, 0)],
+        ['an init state that is not ready', (f) => poke(f, H.INIT, 1)],
+        ['an impossible high-water mark', (f) => poke(f, H.HIGH_WATER, 9)],
+        ['a truncated file', (f) => fs.truncateSync(f, bytesFor(4) - 64)],
+        ['a file cut inside the header', (f) => fs.truncateSync(f, 40)],
+        ['a zero-length file', (f) => fs.truncateSync(f, 0)],
+        ['a size that is not a multiple of 4', (f) => fs.truncateSync(f, bytesFor(4) + 2)],
+        ['trailing bytes', (f) => fs.appendFileSync(f, Buffer.alloc(64))],
+        [
+          'a text file',
+          (f) => {
+            fs.rmSync(f);
+            fs.writeFileSync(f, 'hello world\n'.repeat(30), { mode: 0o600 });
+          },
+        ],
+        [
+          'a directory',
+          (f) => {
+            fs.rmSync(f);
+            fs.mkdirSync(f);
+          },
+        ],
+      ];
+      for (const [what, damage] of cases) {
+        test(`${what} is BAKERY_BAD_LAYOUT and the file is unchanged`, () => {
+          const file = makeLock('damaged');
+          damage(file);
+          const before = listing();
+          expect(codeOf(() => openMutex('damaged', { dir }))).toBe('BAKERY_BAD_LAYOUT');
+          expect(codeOf(() => openMutex('damaged', { slots: 4, dir }))).toBe('BAKERY_BAD_LAYOUT');
+          expect(listing()).toEqual(before);
+        });
+      }
+
+      test('attaching with a slots option that differs from the file is BAKERY_BAD_LAYOUT and the file is unchanged', () => {
+        makeLock('sized', 4);
+        const before = listing();
+        expect(codeOf(() => openMutex('sized', { slots: 8, dir }))).toBe('BAKERY_BAD_LAYOUT');
+        expect(listing()).toEqual(before);
+        openMutex('sized', { slots: 4, dir }).close();
+      });
+
+      test('a missing lock without slots, or with create: false, is a coded error and creates nothing', () => {
+        expect(codeOf(() => openMutex('absent', { dir }))).toBe('BAKERY_INVALID_ARGUMENT');
+        expect(codeOf(() => openMutex('absent', { dir, slots: 4, create: false }))).toBe(
+          'BAKERY_IO',
+        );
+        expect(codeOf(() => openMutex('absent', { dir, slots: 0 }))).toBe(
+          'BAKERY_INVALID_ARGUMENT',
+        );
+        expect(listing()).toEqual({});
+      });
+    });
+
+    describe('slots out of range', () => {
+      const bad: unknown[] = [
+        0,
+        -1,
+        -4096,
+        1.5,
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        '4',
+        null,
+        4097,
+        2 ** 31,
+      ];
+      for (const slots of bad) {
+        test(`slots ${String(slots)} is BAKERY_INVALID_ARGUMENT, whether creating or attaching, and nothing changes`, () => {
+          const empty = listing();
+          expect(codeOf(() => openMutex('fresh', { dir, slots: slots as number }))).toBe(
+            'BAKERY_INVALID_ARGUMENT',
+          );
+          expect(listing()).toEqual(empty);
+          makeLock('existing', 4);
+          const before = listing();
+          expect(codeOf(() => openMutex('existing', { dir, slots: slots as number }))).toBe(
+            'BAKERY_INVALID_ARGUMENT',
+          );
+          expect(listing()).toEqual(before);
+        });
+      }
+    });
+
+    // Pure JS only: a mapped lock claims slots by compareExchange and has no registry.
+    if (access === 'pure-js') {
+      describe('registry lock (pure JS only: a mapped lock claims by compareExchange)', () => {
+        test('an entry left by a dead claimer (or a reused pid) is removed and the claim proceeds', async () => {
+          const file = makeLock('stale');
+          // A process that has certainly exited: its pid is gone (or reused with another start time).
+          const child = spawn(process.execPath, ['-e', '']);
+          const pid = child.pid!;
+          await new Promise((resolve) => child.on('exit', resolve));
+          const ns = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/pid'))![1];
+          const reg = path.join(dir, '.bakery.stale.registry');
+          fs.mkdirSync(reg);
+          fs.writeFileSync(path.join(reg, `o.${pid}.12345.${pid}.12345.${ns}.abcdef`), '');
+          const m = openMutex('stale', { dir });
+          expect(fs.existsSync(reg)).toBe(false);
+          // Our own pid with another start time is a reused pid: dead too.
+          fs.mkdirSync(reg);
+          fs.writeFileSync(path.join(reg, `o.${process.pid}.1.0.0.${ns}.abcdef`), '');
+          m.close();
+          expect(fs.existsSync(reg)).toBe(false);
+          const cells = new ShmCells(fs.openSync(file, 'r'), bytesFor(4) / 4);
+          expect(cells.load(slotBase(m.slot) + S.OWNER)).toBe(0);
+        });
+      });
+    }
+
+    describe('creation race and removal', () => {
+      test('16 processes opening one new name at once all succeed, exactly one initialises, one inode, and their increments are exact', async () => {
+        const name = 'race';
+        const iterations = 50;
+        const barrier = fs.mkdtempSync(path.join(dir, 'barrier-'));
+        const counter = path.join(barrier, 'counter');
+        fs.writeFileSync(counter, Buffer.alloc(4));
+        const child = new URL('./fixtures/race-child.mjs', import.meta.url).pathname;
+        const runs = Array.from({ length: 16 }, (_, id) => {
+          const p = spawn(
+            process.execPath,
+            [child, distEntry, dir, name, String(id), String(iterations), counter, barrier],
+            { stdio: ['ignore', 'pipe', 'inherit'] },
+          );
+          let out = '';
+          p.stdout.on('data', (d) => {
+            out += d;
+          });
+          return new Promise<{ id: number; created: boolean; ino: number }>((resolve, reject) => {
+            p.on('exit', (code) => {
+              if (code === 0) resolve(JSON.parse(out));
+              else reject(new Error(`race participant ${id} exited with ${code}`));
+            });
+          });
+        });
+        const ready = () => fs.readdirSync(barrier).filter((e) => e.startsWith('ready.')).length;
+        while (ready() < 16) await new Promise((r) => setTimeout(r, 5));
+        fs.writeFileSync(path.join(barrier, 'go'), '');
+        const reports = await Promise.all(runs);
+
+        expect(reports.filter((r) => r.created)).toHaveLength(1);
+        const file = path.join(dir, `bakery.${name}`);
+        const ino = fs.statSync(file).ino;
+        for (const r of reports) expect(r.ino).toBe(ino);
+        expect(fs.readFileSync(counter).readInt32LE(0)).toBe(16 * iterations);
+        const fd = fs.openSync(file, 'r');
+        const cells = new ShmCells(fd, bytesFor(16) / 4);
+        expect(cells.load(H.ACQUISITIONS)).toBe(16 * iterations);
+        expect(cells.load(H.HIGH_WATER)).toBeLessThanOrEqual(16);
+        expect(cells.load(H.HOLDER)).toBe(0);
+        for (let s = 0; s < 16; s++) {
+          expect(cells.load(slotBase(s) + S.OWNER)).toBe(0);
+          expect(cells.load(slotBase(s) + S.TICKET)).toBe(0);
+          expect(cells.load(slotBase(s) + S.CHOOSING)).toBe(0);
+        }
+        fs.closeSync(fd);
+        // Nothing but the lock file itself (and the barrier) is left: no temp files, no registry.
+        expect(fs.readdirSync(dir).sort()).toEqual(
+          [path.basename(barrier), `bakery.${name}`].sort(),
+        );
+      });
+
+      test('removeMutex removes the file and its registry; the name can then be created afresh', () => {
+        const a = openMutex('removable', { slots: 2, dir });
+        expect(a.created).toBe(true);
+        // A leftover of a creator that died half-way is tidied too.
+        fs.writeFileSync(path.join(dir, '.bakery.removable.999999999.abcdef.tmp'), '');
+        a.close();
+        expect(removeMutex('removable', { dir })).toBe(true);
+        expect(listing()).toEqual({});
+        expect(removeMutex('removable', { dir })).toBe(false);
+        const b = openMutex('removable', { slots: 3, dir });
+        expect(b.created).toBe(true);
+        expect(b.inspect().capacity).toBe(3);
+        b.close();
+        removeMutex('removable', { dir });
+      });
+
+      test('a participant that still has the removed lock open keeps working on its own file', () => {
+        const a = openMutex('unlinked', { slots: 2, dir });
+        removeMutex('unlinked', { dir });
+        const lease = a.lockSync();
+        lease.release();
+        a.close();
+        expect(listing()).toEqual({});
+      });
+    });
   });
-});
+}
 
 test('owner liveness: only a certainly dead owner is dead — never one in another pid namespace, never ourselves', async () => {
   const child = spawn(process.execPath, ['-e', '']);
@@ -313,80 +431,4 @@ test('owner liveness: only a certainly dead owner is dead — never one in anoth
   expect(ownerIsDead({ ...me, tid: 2 ** 22 + 7, tidStart: 1 })).toBe(true);
   expect(ownerIsDead({ ...me, pid })).toBe(true);
   expect(ownerIsDead({ ...me, pid, ns: `${ns}0` })).toBe(false);
-});
-
-describe('creation race and removal', () => {
-  test('16 processes opening one new name at once all succeed, exactly one initialises, one inode, and their increments are exact', async () => {
-    const name = 'race';
-    const iterations = 50;
-    const barrier = fs.mkdtempSync(path.join(dir, 'barrier-'));
-    const counter = path.join(barrier, 'counter');
-    fs.writeFileSync(counter, Buffer.alloc(4));
-    const child = new URL('./fixtures/race-child.mjs', import.meta.url).pathname;
-    const runs = Array.from({ length: 16 }, (_, id) => {
-      const p = spawn(
-        process.execPath,
-        [child, distEntry, dir, name, String(id), String(iterations), counter, barrier],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
-      );
-      let out = '';
-      p.stdout.on('data', (d) => {
-        out += d;
-      });
-      return new Promise<{ id: number; created: boolean; ino: number }>((resolve, reject) => {
-        p.on('exit', (code) => {
-          if (code === 0) resolve(JSON.parse(out));
-          else reject(new Error(`race participant ${id} exited with ${code}`));
-        });
-      });
-    });
-    const ready = () => fs.readdirSync(barrier).filter((e) => e.startsWith('ready.')).length;
-    while (ready() < 16) await new Promise((r) => setTimeout(r, 5));
-    fs.writeFileSync(path.join(barrier, 'go'), '');
-    const reports = await Promise.all(runs);
-
-    expect(reports.filter((r) => r.created)).toHaveLength(1);
-    const file = path.join(dir, `bakery.${name}`);
-    const ino = fs.statSync(file).ino;
-    for (const r of reports) expect(r.ino).toBe(ino);
-    expect(fs.readFileSync(counter).readInt32LE(0)).toBe(16 * iterations);
-    const fd = fs.openSync(file, 'r');
-    const cells = new ShmCells(fd, bytesFor(16) / 4);
-    expect(cells.load(H.ACQUISITIONS)).toBe(16 * iterations);
-    expect(cells.load(H.HIGH_WATER)).toBeLessThanOrEqual(16);
-    expect(cells.load(H.HOLDER)).toBe(0);
-    for (let s = 0; s < 16; s++) {
-      expect(cells.load(slotBase(s) + S.OWNER)).toBe(0);
-      expect(cells.load(slotBase(s) + S.TICKET)).toBe(0);
-      expect(cells.load(slotBase(s) + S.CHOOSING)).toBe(0);
-    }
-    fs.closeSync(fd);
-    // Nothing but the lock file itself (and the barrier) is left: no temp files, no registry.
-    expect(fs.readdirSync(dir).sort()).toEqual([path.basename(barrier), `bakery.${name}`].sort());
-  });
-
-  test('removeMutex removes the file and its registry; the name can then be created afresh', () => {
-    const a = openMutex('removable', { slots: 2, dir });
-    expect(a.created).toBe(true);
-    // A leftover of a creator that died half-way is tidied too.
-    fs.writeFileSync(path.join(dir, '.bakery.removable.999999999.abcdef.tmp'), '');
-    a.close();
-    expect(removeMutex('removable', { dir })).toBe(true);
-    expect(listing()).toEqual({});
-    expect(removeMutex('removable', { dir })).toBe(false);
-    const b = openMutex('removable', { slots: 3, dir });
-    expect(b.created).toBe(true);
-    expect(b.inspect().capacity).toBe(3);
-    b.close();
-    removeMutex('removable', { dir });
-  });
-
-  test('a participant that still has the removed lock open keeps working on its own file', () => {
-    const a = openMutex('unlinked', { slots: 2, dir });
-    removeMutex('unlinked', { dir });
-    const lease = a.lockSync();
-    lease.release();
-    a.close();
-    expect(listing()).toEqual({});
-  });
 });

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { bytesFor, H, LAYOUT_VERSION, MAGIC } from '@bakery/core';
+import { ACCESS, bytesFor, H, LAYOUT_VERSION, MAGIC } from '@bakery/core';
 import { afterEach, beforeEach, expect, test } from 'vitest';
 import { openMutex, removeMutex, SHM_MAX_SLOTS, ShmCells, type ShmMutex } from '../src/index.js';
 import { freshDir } from './helpers.js';
@@ -12,8 +12,8 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('an shm lock has at most 127 slots, so every protocol cell fits in a byte that cannot tear', () => {
-  expect(() => openMutex('wide', { slots: SHM_MAX_SLOTS + 1, dir })).toThrow(
+test('a pure-JS shm lock has at most 127 slots, so every protocol cell fits in a byte that cannot tear', () => {
+  expect(() => openMutex('wide', { slots: SHM_MAX_SLOTS + 1, dir, access: 'pure-js' })).toThrow(
     expect.objectContaining({ code: 'BAKERY_INVALID_ARGUMENT' }),
   );
   expect(fs.readdirSync(dir)).toEqual([]);
@@ -24,6 +24,7 @@ test('an shm lock has at most 127 slots, so every protocol cell fits in a byte t
   big.writeInt32LE(LAYOUT_VERSION, H.VERSION * 4);
   big.writeInt32LE(200, H.CAPACITY * 4);
   big.writeInt32LE(2, H.INIT * 4);
+  big.writeInt32LE(ACCESS.POSITIONAL, H.ACCESS * 4);
   fs.writeFileSync(file, big, { mode: 0o600 });
   expect(() => openMutex('wide', { dir })).toThrow(
     expect.objectContaining({ code: 'BAKERY_BAD_LAYOUT' }),
@@ -33,7 +34,7 @@ test('an shm lock has at most 127 slots, so every protocol cell fits in a byte t
 
   const opened: ShmMutex[] = [];
   for (let k = 0; k < SHM_MAX_SLOTS; k++)
-    opened.push(openMutex('full', { slots: SHM_MAX_SLOTS, dir }));
+    opened.push(openMutex('full', { slots: SHM_MAX_SLOTS, dir, access: 'pure-js' }));
   const last = opened[SHM_MAX_SLOTS - 1]!;
   expect(last.inspect().highWater).toBe(SHM_MAX_SLOTS);
   // Every participant's scans cover the last slot: a lease there excludes slot 0 and vice versa.
@@ -85,18 +86,26 @@ test('loadMany reads a run of cells in one pread, the same words load() reads; p
   }
 });
 
-test('close() closes the lock file descriptor; a failed open leaves none behind', () => {
-  const fds = () => fs.readdirSync('/proc/self/fd').length;
-  const before = fds();
-  const a = openMutex('fds', { slots: 1, dir });
-  expect(fds()).toBe(before + 1);
-  expect(() => openMutex('fds', { dir })).toThrow(
-    expect.objectContaining({ code: 'BAKERY_NO_FREE_SLOT' }),
-  );
-  expect(() => openMutex('fds', { slots: 2, dir })).toThrow(
-    expect.objectContaining({ code: 'BAKERY_BAD_LAYOUT' }),
-  );
-  expect(fds()).toBe(before + 1);
-  a.close();
-  expect(fds()).toBe(before);
-});
+for (const [access, perMutex] of [
+  ['pure-js', 1],
+  ['mapped', 2], // the lock file and the description its slot's lease is taken through
+] as const) {
+  test(`close() closes the lock's file descriptors (${access}: ${perMutex}); a failed open leaves none behind`, () => {
+    const fds = () => fs.readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const a = openMutex('fds', { slots: 1, dir, access });
+    expect(fds()).toBe(before + perMutex);
+    expect(() => openMutex('fds', { dir, access })).toThrow(
+      expect.objectContaining({ code: 'BAKERY_NO_FREE_SLOT' }),
+    );
+    expect(() => openMutex('fds', { slots: 2, dir, access })).toThrow(
+      expect.objectContaining({ code: 'BAKERY_BAD_LAYOUT' }),
+    );
+    expect(() =>
+      openMutex('fds', { dir, access: access === 'mapped' ? 'pure-js' : 'mapped' }),
+    ).toThrow(expect.objectContaining({ code: 'BAKERY_ACCESS_MISMATCH' }));
+    expect(fds()).toBe(before + perMutex);
+    a.close();
+    expect(fds()).toBe(before);
+  });
+}

@@ -7,12 +7,12 @@
   },
   "targets": [
     {
-      "target_name": "bakery_mmap",
+      "target_name": "bakery_native",
       "type": "<(bakery_target_type)",
       "conditions": [
         ["OS=='linux'", {
           "sources": [
-            "src/native/bakery_mmap.cc",
+            "src/native/bakery_native.cc",
             "src/native/async_wait.cc",
             "src/native/errors.cc",
             "src/native/futex.cc",

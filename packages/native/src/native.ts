@@ -21,7 +21,8 @@ export const SEAL = {
 } as const;
 
 /**
- * The native addon of @bakery/mmap (Linux). Every error it throws is an `Error` with a `code`:
+ * The native binding shared by every bakery backend that maps memory (@bakery/mmap,
+ * @bakery/shm's mapped path). Linux only. Every error it throws is an `Error` with a `code`:
  * `BAKERY_BAD_HANDLE` (the fd is not open, not a shared-memory file, has the wrong size, or the
  * buffer is not one of our mappings), `BAKERY_IO` (a system call failed; the message ends with
  * the errno name and `cause` is a Node-style system error `{ code: 'EMFILE', errno, syscall }`),
@@ -38,11 +39,14 @@ export interface Native {
    */
   create(bytes: number): number;
   /**
-   * Maps the whole of `fd` shared and read/write. `fd` must be a tmpfs regular file (memfd or
-   * /dev/shm) of exactly `bytes` bytes, open read/write. The mapping lives until the returned
-   * buffer is collected and no wait on it is pending; closing the fd does not unmap it.
+   * Maps the whole of `fd` shared and read/write. `fd` must be a regular file of exactly `bytes`
+   * bytes, open read/write, and — unless `anyFile` — on tmpfs (a memfd or a /dev/shm file). The
+   * mapping lives until the returned buffer is collected and no wait on it is pending; closing
+   * the fd does not unmap it. A file that is truncated under the mapping raises SIGBUS in the
+   * process that next touches the lost pages (memfds from {@link Native.create} are sealed
+   * against that).
    */
-  map(fd: number, bytes: number): ArrayBuffer;
+  map(fd: number, bytes: number, anyFile?: boolean): ArrayBuffer;
   /** The size of the file behind `fd` in bytes (a child learns the size before mapping). */
   size(fd: number): number;
   /** The seals of a memfd (see {@link SEAL}). */
@@ -95,10 +99,12 @@ export interface Native {
 }
 
 let loaded: Native | undefined;
+let failure: BakeryError | undefined;
 
 /**
- * Loads the addon: a prebuild from `prebuilds/` if one matches, else the local
- * `build/Release/bakery_mmap.node`. Cached after the first success.
+ * Loads the binding: a prebuild from `prebuilds/` if one matches, else the local
+ * `build/Release/bakery_native.node`. The result (the binding, or why it cannot load) is
+ * cached for the life of the process.
  *
  * @throws BakeryError `BAKERY_NATIVE_UNAVAILABLE` (with the loader's error as `cause`) when there
  * is no usable binary.
@@ -111,32 +117,47 @@ let loaded: Native | undefined;
  * ```
  */
 export function loadNative(): Native {
-  if (loaded !== undefined) return loaded;
+  const r = probeNative();
+  if ('native' in r) return r.native;
+  // A fresh error at each throw (the cached one is its cause's carrier only).
+  throw new BakeryError('BAKERY_NATIVE_UNAVAILABLE', r.error.message, { cause: r.error.cause });
+}
+
+/**
+ * Like {@link loadNative} without throwing: the binding, or the `BAKERY_NATIVE_UNAVAILABLE`
+ * error that says why it cannot load (for backends with a pure-JS fallback).
+ */
+export function probeNative(): { native: Native } | { error: BakeryError } {
+  if (loaded !== undefined) return { native: loaded };
+  if (failure !== undefined) return { error: failure };
   const root = packageRoot();
   try {
     const nodeGypBuild = createRequire(join(root, 'package.json'))('node-gyp-build') as (
       dir: string,
     ) => unknown;
-    loaded = nodeGypBuild(root) as Native;
-    return loaded;
+    const candidate = nodeGypBuild(root) as Partial<Native>;
+    if (typeof candidate?.map !== 'function' || typeof candidate.leaseHeld !== 'function') {
+      throw new Error('the binary loaded but is not the bakery binding (no map/leaseHeld)');
+    }
+    loaded = candidate as Native;
+    return { native: loaded };
   } catch (cause) {
     const why =
       process.platform === 'linux'
-        ? 'no prebuilt binary matches and no local build was found. Build it with `npm rebuild @bakery/mmap` (needs a C++17 compiler, make and python3; install scripts must be allowed, i.e. not --ignore-scripts)'
-        : `it works on Linux only (this is ${process.platform}); use @bakery/shm or @bakery/sab instead`;
-    throw new BakeryError(
+        ? 'no prebuilt binary matches and no local build was found. Build it with `npm rebuild @bakery/native` (needs a C++17 compiler, make and python3; install scripts must be allowed, i.e. not --ignore-scripts)'
+        : `it works on Linux only (this is ${process.platform})`;
+    failure = new BakeryError(
       'BAKERY_NATIVE_UNAVAILABLE',
-      `@bakery/mmap cannot load its native addon: ${why}`,
-      {
-        cause,
-      },
+      `@bakery/native cannot load its binary: ${why}`,
+      { cause },
     );
+    return { error: failure };
   }
 }
 
 /**
- * The directory of @bakery/mmap's package.json. tsup bundles src/ into dist/, so the module's own
- * directory is src/ in tests and dist/ when built: walk up rather than assume a depth.
+ * The directory of @bakery/native's package.json. tsup bundles src/ into dist/, so the module's
+ * own directory is src/ in tests and dist/ when built: walk up rather than assume a depth.
  */
 function packageRoot(): string {
   // __dirname exists in the CJS build; the ESM build has import.meta.url.
@@ -148,7 +169,8 @@ function packageRoot(): string {
       fallback ??= dir;
       try {
         if (
-          (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === '@bakery/mmap'
+          (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name ===
+          '@bakery/native'
         )
           return dir;
       } catch {

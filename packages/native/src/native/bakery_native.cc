@@ -1,5 +1,6 @@
-// @bakery/mmap native part: a sealed memfd shared between processes, mapped MAP_SHARED, and
-// non-private futex wait/wake on its 32-bit cells. Linux only. Every error thrown to JS is an
+// @bakery/native: the one binding of every bakery backend that maps memory (@bakery/mmap's sealed
+// memfd, @bakery/shm's named lock files): MAP_SHARED mappings, non-private futex wait/wake on
+// their 32-bit cells, and per-slot OFD leases. Linux only. Every error thrown to JS is an
 // Error with a stable `code` (see errors.h); this file never throws C++ exceptions.
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -134,18 +135,27 @@ void FinalizeMapping(napi_env /*env*/, void* /*data*/, void* hint) {
   ReleaseMapping(static_cast<Mapping*>(hint));
 }
 
-// map(fd, bytes) → an ArrayBuffer over a MAP_SHARED read/write mapping of the whole file.
+// map(fd, bytes, anyFile = false) → an ArrayBuffer over a MAP_SHARED read/write mapping of the
+// whole file. Without anyFile the file must be on tmpfs (a memfd or a /dev/shm file: memory that
+// never goes to disk); with it any regular file (a named lock in a directory the user chose).
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
   int64_t bytes;
+  bool any_file = false;
   if (!ArgFd(info, 0, &fd) || !ArgInteger(info, 1, "bytes", 1, kMaxBytes, &bytes)) {
+    return env.Undefined();
+  }
+  if (info.Length() > 2 && !info[2].IsUndefined() && !ArgBoolean(info, 2, "anyFile", &any_file)) {
     return env.Undefined();
   }
   struct stat st;
   if (!StatFd(env, fd, &st)) return env.Undefined();
   struct statfs fs;
-  if (!S_ISREG(st.st_mode) || fstatfs(fd, &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+  if (!S_ISREG(st.st_mode)) {
+    return Throw(env, kBadHandle, FdText(fd) + " is not a regular file");
+  }
+  if (!any_file && (fstatfs(fd, &fs) != 0 || fs.f_type != TMPFS_MAGIC)) {
     return Throw(env, kBadHandle, FdText(fd) + " is not a shared-memory file (memfd or /dev/shm)");
   }
   if (st.st_size != bytes) {
@@ -412,8 +422,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }  // namespace
 }  // namespace bakery
 
-static Napi::Object InitBakeryMmap(Napi::Env env, Napi::Object exports) {
+static Napi::Object InitBakeryNative(Napi::Env env, Napi::Object exports) {
   return bakery::Init(env, exports);
 }
 
-NODE_API_MODULE(bakery_mmap, InitBakeryMmap)
+NODE_API_MODULE(bakery_native, InitBakeryNative)

@@ -1,0 +1,163 @@
+import {
+  AtomicCells,
+  type Backend,
+  type Identity,
+  type Mutex,
+  type MutexOptions,
+  openOn,
+  S,
+  slotBase,
+} from '@bakery/core';
+import { isAlive, processIdentity } from '@bakery/core/node';
+import type { Native, WaitResult } from './native.js';
+
+/**
+ * The backend cells over a MAP_SHARED mapping: Atomics on an Int32Array (seq-cst, no native
+ * call per access), and a non-private futex for blocking so that a releaser in one process
+ * wakes a sleeper in another (V8's Atomics.notify never crosses a process).
+ */
+export class MappedCells extends AtomicCells {
+  readonly #native: Native;
+
+  /** @param buffer A mapping from {@link Native.map}. */
+  constructor(native: Native, buffer: ArrayBuffer) {
+    super(buffer);
+    this.#native = native;
+  }
+
+  wait(i: number, expected: number, timeoutMs: number): WaitResult {
+    return this.#native.wait(this.array, i, expected, timeoutMs);
+  }
+
+  notify(i: number, count: number): number {
+    return this.#native.wake(this.array, i, count);
+  }
+
+  waitAsync(i: number, expected: number, timeoutMs: number): Promise<WaitResult> {
+    return this.#native.waitAsync(this.array, i, expected, timeoutMs);
+  }
+}
+
+/**
+ * Liveness of slot owners through per-slot leases: an OFD write lock on byte = slot of the lock's
+ * file, taken through a description this participant opened itself (a forked child's inherited
+ * fd shares its parent's description, so a lease through it would outlive the child). The
+ * kernel drops the lock when the process dies — in whatever pid namespace it ran — so "the
+ * owner recorded a lease and no lock is held" proves it dead, whatever its pid now names.
+ */
+export class Leases {
+  readonly #native: Native;
+  readonly #cells: MappedCells;
+  /** Our own description of the lock's file; -1 when /proc could not reopen it (no leases). */
+  readonly fd: number;
+
+  /** @param fd Any fd of the lock's file; the leases go through a reopened description of it. */
+  constructor(native: Native, fd: number, cells: MappedCells) {
+    this.#native = native;
+    this.#cells = cells;
+    let own = -1;
+    try {
+      own = native.reopen(fd);
+    } catch {
+      // No /proc: no lease and no probe; the pid-based check still applies.
+    }
+    this.fd = own;
+  }
+
+  /** Takes the lease of our freshly claimed `slot`, then records that its owner has one. */
+  take(slot: number): void {
+    if (this.fd < 0) return;
+    try {
+      this.#native.leaseTake(this.fd, slot);
+    } catch {
+      // Without a lease OWNER_LEASE stays 0 and others judge us by pid, as before leases.
+      return;
+    }
+    this.#cells.store(slotBase(slot) + S.OWNER_LEASE, 1);
+  }
+
+  /** The backend's `isAlive`: the slot's lease decides where it can; the pid check otherwise. */
+  isAlive(owner: Identity, slot?: number): boolean {
+    if (slot !== undefined && this.fd >= 0) {
+      const flagged = this.#cells.load(slotBase(slot) + S.OWNER_LEASE) === 1;
+      let held: boolean | undefined;
+      try {
+        held = this.#native.leaseHeld(this.fd, slot);
+      } catch {
+        held = undefined;
+      }
+      // A live owner clears its flag and owner cells before its close drops the lease, so
+      // after "no lock" the slot must still name this owner with the flag set: then it died.
+      if (held === false && flagged && this.#stillOwns(owner, slot)) return false;
+      // A lease speaks for a process, not for one of its threads: a terminated worker's fds stay
+      // open in its process, so for a worker-thread owner the thread check decides.
+      if (held === true && (owner.tid === 0 || owner.tid === owner.pid)) return true;
+    }
+    return isAlive(owner);
+  }
+
+  #stillOwns(owner: Identity, slot: number): boolean {
+    const c = this.#cells;
+    const b = slotBase(slot);
+    return (
+      c.load(b + S.OWNER_LEASE) === 1 &&
+      c.load(b + S.OWNER) === owner.pid &&
+      c.load(b + S.OWNER_TID) === owner.tid &&
+      (c.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 + (c.load(b + S.OWNER_START_LO) >>> 0) ===
+        owner.startTime &&
+      c.load(b + S.OWNER_NS) >>> 0 === (owner.ns ?? 0)
+    );
+  }
+
+  /** Closes our description: drops the lease (call after the slot is freed). */
+  close(): void {
+    if (this.fd >= 0) this.#native.close(this.fd);
+  }
+}
+
+/** What {@link openMapped} needs besides the cells. */
+export interface MappedOpen {
+  /** Any fd of the lock's file (the leases reopen it). */
+  fd: number;
+  /** For messages and `inspect()`. */
+  description: string;
+  /** Runs once when the Mutex closes, after its slot is freed and its lease dropped. */
+  close?: () => void;
+}
+
+/**
+ * One participant of a lock in mapped memory — the shared path of every backend that maps
+ * (@bakery/mmap's memfd, @bakery/shm's named file): Atomics on the mapping, futex waits, and the
+ * per-slot lease taken right after the claim and before the first doorway. The cells must be
+ * validated already (`validateLayout`); on a failure nothing is left open but the caller's fd.
+ */
+export function openMapped(
+  native: Native,
+  cells: MappedCells,
+  how: MappedOpen,
+  options: MutexOptions | undefined,
+): Mutex {
+  // Reopened before openOn: a full slot table makes openOn judge other slots already.
+  const leases = new Leases(native, how.fd, cells);
+  const backend: Backend = {
+    cells,
+    identity: processIdentity,
+    isAlive: (owner: Identity, slot?: number) => leases.isAlive(owner, slot),
+    description: how.description,
+    close: () => {
+      // Closing our description drops the lease (after core has freed the slot).
+      leases.close();
+      how.close?.();
+    },
+  };
+  let mutex: Mutex;
+  try {
+    mutex = openOn(backend, options);
+  } catch (err) {
+    leases.close();
+    throw err;
+  }
+  // Right after the claim and before the first doorway (nothing has run on this Mutex yet).
+  leases.take(mutex.slot);
+  return mutex;
+}
