@@ -1,7 +1,7 @@
 /*
  * bakery.pml — a Promela model of OUR lock: the Black-White bakery (Taubenfeld, DISC 2004) as
- * implemented in packages/core/src/acquirer.ts and mutex.ts, plus the crash recovery of
- * DESIGN.md §6 / issue 6 (a reaper under a REAPER word; the exit colour for a dead holder).
+ * implemented in packages/core/src/acquirer.ts and mutex.ts, plus its crash recovery (a reaper
+ * under a REAPER word; the exit colour for a dead holder; docs/ARCHITECTURE.md "Crash recovery").
  *
  * One Promela process per slot (_pid = slot). Every shared access of the implementation is one
  * atomic step (the backend contract: sequential consistency); purely local work is folded into
@@ -31,8 +31,8 @@
  *   AS_DESCRIBED_REAP_ORDER        reaper: HOLDER = 0, COLOUR, OWNER_DIED = 1 (issue 6's order)
  *   AS_DESCRIBED_NO_STEPBACK_REAP  a doorway that steps back never reaps the high ticket's owner
  *   AS_DESCRIBED_REAPER_SLOT_TOKEN REAPER holds slot + 1 (reused with the slot): ABA on clearing it
- *   BUG_REUSE_HWM      the waiting scan reuses the doorway's HWM read (DESIGN §4, trap 2)
- *   BUG_TRYLOCK_EXIT_COLOUR  a failing tryLock writes the exit colour (DESIGN §4)
+ *   BUG_REUSE_HWM      the waiting scan reuses the doorway's HWM read (ARCHITECTURE: shortcut 2)
+ *   BUG_TRYLOCK_EXIT_COLOUR  a failing tryLock writes the exit colour (ARCHITECTURE: withdrawal)
  */
 
 #ifndef N

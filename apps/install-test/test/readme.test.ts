@@ -25,7 +25,8 @@ const expectations: [RegExp, RegExp][] = [
     /^(?=[\s\S]*main has the lock)(?:[\s\S]*worker has the lock){4}/,
   ],
   [/forkOptions\(\)/, /(?:[\s\S]*------ \d+ ------){4}/],
-  [/openMutex\('demo'/, /^$/],
+  [/openMutex\('demo'/, /^mapped$/],
+  [/openMutex\('paths-demo'/, /^mapped pure-js\nBAKERY_ACCESS_MISMATCH$/],
   [/terminate\(\)/, /ownerDied: true/],
   [/isBakeryError/, /timed out, as expected: BAKERY_TIMEOUT/],
 ];

@@ -3,6 +3,7 @@
 // writes a file under the lock): what does waiting cost?
 //
 //   node examples/crowd.mjs [processes=64] [holdMs=2] [seconds=6] [sync|async]
+//   BAKERY_SHM_ACCESS=pure-js node examples/crowd.mjs …   # the pure-JS path (at most 127)
 //
 // Spawns the processes (they share only the lock's name), lets them start, then for `seconds`
 // each loops lock → read a counter file → hold `holdMs` (asleep, as I/O would be) → write the
@@ -21,6 +22,7 @@ const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 
 if (process.argv[2] === 'child') {
   const [, , , name, dir, file, holdMs, startAt, endAt, mode] = process.argv;
   const mutex = openMutex(name, { dir });
+  if (mutex.access !== process.env.CROWD_ACCESS) throw new Error(`child runs ${mutex.access}`);
   const fd = fs.openSync(file, 'r+');
   const buf = Buffer.alloc(4);
   sleep(Math.max(0, Number(startAt) - Date.now()));
@@ -50,7 +52,10 @@ if (process.argv[2] === 'child') {
   const name = 'crowd';
   const file = path.join(dir, 'counter');
   fs.writeFileSync(file, Buffer.alloc(4));
-  openMutex(name, { slots: processes, dir }).close();
+  // The lock has one slot per process; every child opens it the way it was created.
+  const creator = openMutex(name, { slots: processes, dir });
+  const access = creator.access;
+  creator.close();
   // Node takes ~0.2 s of CPU to start; on 2 cores 64 of them need several seconds.
   const startAt = Date.now() + 2000 + processes * 200;
   const endAt = startAt + seconds * 1000;
@@ -67,7 +72,10 @@ if (process.argv[2] === 'child') {
         String(startAt),
         String(endAt),
       ];
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, args, {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, CROWD_ACCESS: access },
+      });
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       return new Promise((resolve, reject) =>
@@ -85,6 +93,7 @@ if (process.argv[2] === 'child') {
   console.log(
     JSON.stringify({
       processes,
+      access,
       mode,
       holdMs,
       seconds,
