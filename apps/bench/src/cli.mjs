@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { caption, detailTable, summaryTable, svgChart, targets, targetsTable } from './report.mjs';
 import { Hist, jain, median } from './stats.mjs';
-import { SUBJECTS } from './subjects.mjs';
+import { SHM_ACCESS, SUBJECTS, shmName } from './subjects.mjs';
 import { COUNTER_BYTES, GO, mapCounter, runRound, START_AT } from './workload.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -109,7 +109,7 @@ async function skipReason(s, m) {
     if (s.id === 'proper-lockfile') await import('proper-lockfile');
     if (s.id === 'async-mutex') await import('async-mutex');
     if (s.kind === 'procs' || s.kind === 'threads' || s.kind === 'inproc') {
-      const { loadNative } = await import('@bakery/mmap'); // maps the shared counter
+      const { loadNative } = await import('@bakery/native'); // maps the shared counter
       loadNative();
     }
   } catch (err) {
@@ -164,9 +164,13 @@ async function startPool(kind, ps, ctx) {
       // Chained forkOptions: each call appends its memfd to stdio and names it in the env.
       options = mutex.forkOptions(options);
       fds[p] = Number(options.env.BAKERY_MMAP_FD);
-      const name = `${ctx.shmName}-p${p}`;
-      shm.openMutex(name, { slots: p + 1, dir: ctx.dir }).close(); // children open it by name
-      perP[p] = { fd: fds[p], shmName: name, slots: p + 1 };
+      // One shm lock per access mode, created in that mode; children open them by name.
+      const shmNames = {};
+      for (const access of SHM_ACCESS) {
+        shmNames[access] = shmName(`${ctx.shmName}-p${p}`, access);
+        shm.openMutex(shmNames[access], { slots: p + 1, dir: ctx.dir, access }).close();
+      }
+      perP[p] = { fd: fds[p], shmNames, slots: p + 1 };
     }
     for (let i = 0; i < maxP; i++) members.push(fork(participant, [], options));
     await Promise.all(members.map((m) => once(m, 'ready')));
@@ -178,7 +182,10 @@ async function startPool(kind, ps, ctx) {
       send: (m, msg) => m.send(msg),
       close: async () => {
         await Promise.all(members.map((m) => exitOf(m, () => m.send({ type: 'exit' }))));
-        for (const p of ps) shm.removeMutex(perP[p].shmName, { dir: ctx.dir });
+        for (const p of ps) {
+          for (const name of Object.values(perP[p].shmNames))
+            shm.removeMutex(name, { dir: ctx.dir });
+        }
       },
     };
   }
@@ -380,7 +387,7 @@ function uncontended(s, ctx, uncMs) {
       s.id,
       String(uncMs),
       ctx.dir,
-      `${ctx.shmName}-unc`,
+      `${ctx.shmName}-unc-${s.id}`,
       ctx.lockFile,
     ],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
@@ -440,7 +447,7 @@ async function main() {
     if (live.some((s) => s.kind !== 'python')) {
       ctx.counter = await mapCounter(ctx.counterFile);
       ctx.startAt = new Float64Array(ctx.counter.buffer, START_AT * 4, 1);
-      ctx.native = (await import('@bakery/mmap')).loadNative();
+      ctx.native = (await import('@bakery/native')).loadNative();
     }
 
     log(`uncontended lock+unlock (${opts.uncMs} ms per subject)`);

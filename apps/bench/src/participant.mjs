@@ -5,6 +5,7 @@
 //                              once, run the window                        → 'armed', 'result'
 //   { type: 'exit' }           close everything and leave
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { SUBJECTS } from './subjects.mjs';
 import {
   bakerySubject,
   GO,
@@ -14,7 +15,7 @@ import {
   START_AT,
 } from './workload.mjs';
 
-const { loadNative } = await import('@bakery/mmap');
+const { loadNative } = await import('@bakery/native');
 const native = loadNative();
 const counter = await mapCounter(isMainThread ? process.env.BENCH_COUNTER : workerData.counter);
 const startAt = new Float64Array(counter.buffer, START_AT * 4, 1);
@@ -23,36 +24,47 @@ const byP = new Map();
 /** `--spin N` of the parent: our backends' spin option (re-checks before sleeping), for experiments. */
 const spin = process.env.BENCH_SPIN ? { spin: Number(process.env.BENCH_SPIN) } : {};
 
+/** This P's bakery subjects of `kind`, each over the lock of its backend (and shm access). */
+function bakerySubjects(kind, lockOf) {
+  return Object.fromEntries(
+    SUBJECTS.filter((s) => s.ours && s.kind === kind).map((s) => [
+      s.id,
+      bakerySubject(lockOf(s), s.mode),
+    ]),
+  );
+}
+
 async function open(msg) {
   if (isMainThread) {
     const mmap = await import('@bakery/mmap');
     const shm = await import('@bakery/shm');
     const m = mmap.openMutex({ fd: msg.fd, ...spin });
-    const s = shm.openMutex(msg.shmName, {
-      slots: msg.slots,
-      dir: process.env.BENCH_DIR,
-      ...spin,
-    });
+    // One lock per shm access mode, each opened with its mode explicitly (the env default must
+    // not decide which path a subject measures).
+    const s = Object.fromEntries(
+      Object.entries(msg.shmNames).map(([access, name]) => [
+        access,
+        shm.openMutex(name, { slots: msg.slots, dir: process.env.BENCH_DIR, access, ...spin }),
+      ]),
+    );
+    for (const [access, mutex] of Object.entries(s)) {
+      if (mutex.access !== access)
+        throw new Error(`shm lock opened ${mutex.access}, not ${access}`);
+    }
     byP.set(msg.p, {
       subjects: {
-        'mmap-sync': bakerySubject(m, 'sync'),
-        'mmap-async': bakerySubject(m, 'async'),
-        'shm-sync': bakerySubject(s, 'sync'),
-        'shm-async': bakerySubject(s, 'async'),
+        ...bakerySubjects('procs', (x) => (x.backend === 'mmap' ? m : s[x.access])),
         'proper-lockfile': await properLockfileSubject(process.env.BENCH_LOCKFILE),
       },
       close: () => {
         m.close();
-        s.close();
+        for (const mutex of Object.values(s)) mutex.close();
       },
     });
   } else {
     const sab = await import('@bakery/sab');
     const m = sab.openMutex(msg.handle, spin);
-    byP.set(msg.p, {
-      subjects: { 'sab-sync': bakerySubject(m, 'sync'), 'sab-async': bakerySubject(m, 'async') },
-      close: () => m.close(),
-    });
+    byP.set(msg.p, { subjects: bakerySubjects('threads', () => m), close: () => m.close() });
   }
 }
 

@@ -1,5 +1,5 @@
-"""Python subjects of bakery-bench: the original recipe (a faithful Python 3 port of
-../shared/seed/half-baked-mutex.txt), multiprocessing.Lock, and flock(2) via fcntl.flock.
+"""Python subjects of bakery-bench: the original recipe (a line-for-line Python 3 port of the
+Python recipe bakery re-engineers), multiprocessing.Lock, and flock(2) via fcntl.flock.
 
 Runs the same workload as the Node participants (see workload.mjs): P forked processes loop
 lock -> read the shared counter, ~1 us of busy work, write it + 1 -> unlock from a shared start

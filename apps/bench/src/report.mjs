@@ -1,5 +1,5 @@
-// The outputs: markdown tables (detail and summary), the targets of issue 7 as ratios from the
-// same run, and an SVG chart (acquisitions/s vs P, log scales; Jain's fairness vs P).
+// The outputs: markdown tables (detail and summary), the targets of issues 7 and 12 as ratios
+// from the same run, and an SVG chart (acquisitions/s vs P, log scales; Jain's fairness vs P).
 import { KIND_NAMES, SUBJECTS } from './subjects.mjs';
 
 const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
@@ -82,72 +82,151 @@ export function summaryTable(results, meta) {
   return lines.join('\n');
 }
 
-/** The targets of issue 7, each as measured / goal from this run. */
-export function targets(results) {
+/**
+ * A targets table's rows builder. `add(what, measured, ratio, inputs, ok)`: `inputs` are the
+ * numbers the row rests on; when one is missing (subject skipped, P not run) the row is "not
+ * measured" and `ok` is not called.
+ */
+function rowsOf(results) {
+  const rows = [];
+  const has = (inputs) => inputs.every((x) => Number.isFinite(x) && x >= 0);
+  const add = (what, measured, ratio, inputs, ok) => {
+    const measuredAll = has(inputs);
+    rows.push({
+      what,
+      measured: measuredAll ? measured : undefined,
+      goal: measuredAll ? ratio : '–',
+      ok: measuredAll ? Boolean(ok()) : null,
+    });
+  };
   const g = (id, p, key = 'rate') => results[id]?.byP?.[p]?.[key];
   const u = (id) => results[id]?.uncontendedNs;
-  const rows = [];
-  const add = (what, measured, goal, ok) =>
-    rows.push({ what, measured, goal, ok: ok === undefined ? null : ok });
+  return { rows, add, g, u };
+}
+
+/** The targets of issue 7 (the first release), each as measured / goal from this run. */
+function issue7(results) {
+  const { rows, add, g, u } = rowsOf(results);
   for (const id of ['sab-sync', 'mmap-sync']) {
     const v = u(id);
-    add(`P=1 ${id} uncontended ≤ 100 ns`, fmtNs(v), `${(v / 100).toFixed(1)}× the limit`, v <= 100);
+    add(
+      `P=1 ${id} uncontended ≤ 100 ns`,
+      fmtNs(v),
+      `${(v / 100).toFixed(1)}× the limit`,
+      [v],
+      () => v <= 100,
+    );
   }
   const shm = u('shm-sync');
   add(
     'P=1 shm-sync uncontended ≤ 5 µs',
     fmtNs(shm),
     `${(shm / 5000).toFixed(2)}× the limit`,
-    shm <= 5000,
+    [shm],
+    () => shm <= 5000,
   );
-  const ratio = (a, b) => a / b;
-  const r4 = ratio(g('mmap-sync', 4), g('mplock', 4));
+  const vs = (a, b) => `${fmtRate(a)} vs ${fmtRate(b)} acq/s`;
+  const [m4, l4] = [g('mmap-sync', 4), g('mplock', 4)];
   add(
     'P=4 mmap-sync ≥ multiprocessing.Lock',
-    `${fmtRate(g('mmap-sync', 4))} vs ${fmtRate(g('mplock', 4))} acq/s`,
-    `${r4.toFixed(2)}× (goal ≥ 1)`,
-    r4 >= 1,
+    vs(m4, l4),
+    `${(m4 / l4).toFixed(2)}× (goal ≥ 1)`,
+    [m4, l4],
+    () => m4 / l4 >= 1,
   );
   const j4 = g('mmap-sync', 4, 'jain');
-  add('P=4 mmap-sync fairness ≥ 0.95', j4?.toFixed(3), 'Jain', j4 >= 0.95);
-  const r64 = ratio(g('mmap-sync', 64), g('mplock', 64));
+  add('P=4 mmap-sync fairness ≥ 0.95', j4?.toFixed(3), 'Jain', [j4], () => j4 >= 0.95);
+  const [m64, l64] = [g('mmap-sync', 64), g('mplock', 64)];
   add(
     'P=64 mmap-sync ≥ 0.5 × multiprocessing.Lock',
-    `${fmtRate(g('mmap-sync', 64))} vs ${fmtRate(g('mplock', 64))} acq/s`,
-    `${r64.toFixed(2)}× (goal ≥ 0.5)`,
-    r64 >= 0.5,
+    vs(m64, l64),
+    `${(m64 / l64).toFixed(2)}× (goal ≥ 0.5)`,
+    [m64, l64],
+    () => m64 / l64 >= 0.5,
   );
   const j64 = g('mmap-sync', 64, 'jain');
-  add('P=64 mmap-sync fairness ≥ 0.9', j64?.toFixed(3), 'Jain', j64 >= 0.9);
-  const s64 = ratio(g('shm-sync', 64), g('proper-lockfile', 64));
+  add('P=64 mmap-sync fairness ≥ 0.9', j64?.toFixed(3), 'Jain', [j64], () => j64 >= 0.9);
+  const [s64, f64] = [g('shm-sync', 64), g('proper-lockfile', 64)];
   add(
     'P=64 shm-sync ≥ 10 × proper-lockfile',
-    `${fmtRate(g('shm-sync', 64))} vs ${fmtRate(g('proper-lockfile', 64))} acq/s`,
-    `${s64.toFixed(1)}× (goal ≥ 10)`,
-    s64 >= 10,
+    vs(s64, f64),
+    `${(s64 / f64).toFixed(1)}× (goal ≥ 10)`,
+    [s64, f64],
+    () => s64 / f64 >= 10,
   );
-  const rr = ratio(g('shm-sync', 64), g('recipe', 64));
+  const r64 = g('recipe', 64);
   add(
     'P=64 shm-sync ≥ 10,000 × recipe',
-    `${fmtRate(g('shm-sync', 64))} vs ${fmtRate(g('recipe', 64))} acq/s`,
-    `${Number.isFinite(rr) ? fmtInt(rr) : '–'}× (goal ≥ 10,000)`,
-    rr >= 10000,
+    vs(s64, r64),
+    `${r64 > 0 ? fmtInt(s64 / r64) : '∞'}× (goal ≥ 10,000)`,
+    [s64, r64],
+    () => s64 / r64 >= 10000,
   );
-  return rows.map((r) => ({
-    ...r,
-    ok: Number.isNaN(r.ok) || r.measured === undefined ? null : r.ok,
-  }));
+  return rows;
 }
 
-export function targetsTable(rows) {
-  const lines = ['| target (issue 7) | measured | ratio | met |', '|---|--:|--:|:-:|'];
-  for (const r of rows) {
-    const na = r.measured === undefined || /–|NaN|undefined/.test(`${r.measured} ${r.goal}`);
-    lines.push(
-      `| ${r.what} | ${r.measured ?? '–'} | ${r.goal} | ${na ? 'not measured' : r.ok ? 'yes' : 'no'} |`,
+/**
+ * The targets of issue 12 (shm's mapped path), each as measured / goal from this run: the
+ * mapped shm lock against mmap (the same cells and wake-ups, reached by name instead of an
+ * inherited fd) and against flock(2), the file lock it replaces.
+ */
+function issue12(results) {
+  const { rows, add, g, u } = rowsOf(results);
+  const [su, mu, fu] = [u('shm-sync'), u('mmap-sync'), u('flock')];
+  add(
+    'P=1 shm-sync uncontended ≤ 1.2 × mmap-sync',
+    `${fmtNs(su)} vs ${fmtNs(mu)}`,
+    `${(su / mu).toFixed(2)}× (goal ≤ 1.2)`,
+    [su, mu],
+    () => su / mu <= 1.2,
+  );
+  for (const p of [4, 16, 64]) {
+    const [s, m] = [g('shm-sync', p), g('mmap-sync', p)];
+    add(
+      `P=${p} shm-sync ≥ 0.9 × mmap-sync`,
+      `${fmtRate(s)} vs ${fmtRate(m)} acq/s`,
+      `${(s / m).toFixed(2)}× (goal ≥ 0.9)`,
+      [s, m],
+      () => s / m >= 0.9,
+    );
+    const j = g('shm-sync', p, 'jain');
+    add(`P=${p} shm-sync fairness ≥ 0.99`, j?.toFixed(3), 'Jain', [j], () => j >= 0.99);
+    const [sc, mc] = [g('shm-sync', p, 'cpuPer1k'), g('mmap-sync', p, 'cpuPer1k')];
+    add(
+      `P=${p} shm-sync CPU per acquisition ≤ 1.2 × mmap-sync`,
+      `${fmtCpu(sc)} vs ${fmtCpu(mc)} s / 1k acq`,
+      `${(sc / mc).toFixed(2)}× (goal ≤ 1.2)`,
+      [sc, mc],
+      () => sc / mc <= 1.2,
     );
   }
-  return lines.join('\n');
+  add(
+    'P=1 shm-sync uncontended ≤ 0.25 × flock(2)',
+    `${fmtNs(su)} vs ${fmtNs(fu)}`,
+    `${(su / fu).toFixed(3)}× (goal ≤ 0.25)`,
+    [su, fu],
+    () => su / fu <= 0.25,
+  );
+  return rows;
+}
+
+/** Every issue's targets: `{ 'issue 7': rows, 'issue 12': rows }`. */
+export function targets(results) {
+  return { 'issue 7': issue7(results), 'issue 12': issue12(results) };
+}
+
+/** One Markdown table per issue, in order. */
+export function targetsTable(byIssue) {
+  return Object.entries(byIssue)
+    .map(([issue, rows]) => {
+      const lines = [`| target (${issue}) | measured | ratio | met |`, '|---|--:|--:|:-:|'];
+      for (const r of rows) {
+        const met = r.ok === null ? 'not measured' : r.ok ? 'yes' : 'no';
+        lines.push(`| ${r.what} | ${r.measured ?? '–'} | ${r.goal} | ${met} |`);
+      }
+      return lines.join('\n');
+    })
+    .join('\n\n');
 }
 
 // ---- SVG ------------------------------------------------------------------------------------
@@ -159,6 +238,8 @@ const COLOURS = {
   'mmap-async': '#d62728',
   'shm-sync': '#2ca02c',
   'shm-async': '#2ca02c',
+  'shm-js-sync': '#bcbd22',
+  'shm-js-async': '#bcbd22',
   'proper-lockfile': '#9467bd',
   flock: '#8c564b',
   mplock: '#ff7f0e',

@@ -2,10 +2,13 @@
 // Run by cli.mjs in a fresh process per subject.
 //   node uncontended.mjs SUBJECT BUDGET_MS DIR SHM_NAME LOCK_FILE
 import { timePairs } from './stats.mjs';
+import { SUBJECTS } from './subjects.mjs';
 import { bakerySubject, properLockfileSubject } from './workload.mjs';
 
 const [id, budget, dir, shmName, lockFile] = process.argv.slice(2);
 const uncMs = Number(budget);
+const s = SUBJECTS.find((x) => x.id === id);
+if (!s) throw new Error(`unknown subject ${id}`);
 let ns;
 if (id === 'async-mutex') {
   const { Mutex } = await import('async-mutex');
@@ -15,11 +18,14 @@ if (id === 'async-mutex') {
   const sub = await properLockfileSubject(lockFile);
   ns = await timePairs(async () => sub.release(await sub.acquire()), true, uncMs);
 } else {
-  const [backend, mode] = id.split('-');
+  const { backend, mode, access } = s;
   let mutex;
   if (backend === 'sab') mutex = (await import('@bakery/sab')).createMutex({ slots: 2 });
   else if (backend === 'mmap') mutex = (await import('@bakery/mmap')).createMutex({ slots: 2 });
-  else mutex = (await import('@bakery/shm')).openMutex(shmName, { slots: 2, dir });
+  else {
+    mutex = (await import('@bakery/shm')).openMutex(shmName, { slots: 2, dir, access });
+    if (mutex.access !== access) throw new Error(`${id}: opened ${mutex.access}, not ${access}`);
+  }
   const sub = bakerySubject(mutex, mode);
   ns =
     mode === 'sync'

@@ -14,14 +14,15 @@ export const GO = 2;
 export const START_AT = 4;
 
 /**
- * Maps the counter file shared (with @bakery/mmap's addon: `map` of a tmpfs file) and returns
- * an Int32Array over it; cell 0 is the counter.
+ * Maps the counter file shared (with @bakery/native's `map`; `anyFile`, as the run's directory
+ * is only on tmpfs when /dev/shm is writable) and returns an Int32Array over it; cell 0 is the
+ * counter.
  */
 export async function mapCounter(file) {
-  const { loadNative } = await import('@bakery/mmap');
+  const { loadNative } = await import('@bakery/native');
   const fd = openSync(file, 'r+');
   try {
-    return new Int32Array(loadNative().map(fd, COUNTER_BYTES));
+    return new Int32Array(loadNative().map(fd, COUNTER_BYTES, true));
   } finally {
     closeSync(fd);
   }

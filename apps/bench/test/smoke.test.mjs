@@ -35,12 +35,22 @@ test('a smoke run lists every subject, writes md/json/svg, and loses no update',
     }
     expect(r.uncontendedNs, s.id).toBeGreaterThan(0);
   }
-  // Our backends never skip on Linux: they are what the bench is for.
-  for (const id of ['sab-sync', 'mmap-sync', 'shm-sync'])
+  // Our backends never skip on Linux: they are what the bench is for (shm on both paths).
+  for (const id of ['sab-sync', 'mmap-sync', 'shm-sync', 'shm-js-sync'])
     expect(results[id].skipped).toBeUndefined();
 
   const svg = readFileSync(join(out, 'latest-smoke.svg'), 'utf8');
   expect(svg).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   expect(svg).toContain('</svg>');
-  expect(readFileSync(join(out, 'latest-smoke.md'), 'utf8')).toContain('| target (issue 7) |');
+  const md = readFileSync(join(out, 'latest-smoke.md'), 'utf8');
+  expect(md).toContain('| target (issue 7) |');
+  expect(md).toContain('| target (issue 12) |');
+  // The smoke run has P = 1 and 2 only: targets at larger P are not measured, never met.
+  const { targets } = JSON.parse(readFileSync(join(out, 'latest-smoke.json'), 'utf8'));
+  const at64 = Object.values(targets)
+    .flat()
+    .filter((r) => r.what.startsWith('P=64 '));
+  expect(at64.length).toBeGreaterThan(0);
+  for (const r of at64) expect(r.ok, r.what).toBeNull();
+  expect(md).toMatch(/\| P=64 shm-sync ≥ 0\.9 × mmap-sync \| – \| – \| not measured \|/);
 });

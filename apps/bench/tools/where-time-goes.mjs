@@ -1,6 +1,6 @@
 // Where an uncontended lockSync + release spends its time: counts the shared-cell accesses
 // core makes (through a counting wrapper around the reference memory), then times the same
-// number of bare Atomics operations next to the real thing on sab, mmap and shm.
+// number of bare Atomics operations next to the real thing on sab, mmap and shm (both paths).
 //   node tools/where-time-goes.mjs
 import { openOn } from '@bakery/core';
 import { createReferenceCells } from '@bakery/core/reference';
@@ -63,17 +63,19 @@ const one = time((n) => {
 }, 2_000_000);
 console.log(`one Atomics.store (xchg): ${one.toFixed(1)} ns`);
 
-for (const [name, mk] of [
-  ['sab', () => sab.createMutex({ slots: 2 })],
-  ['mmap', () => mmap.createMutex({ slots: 2 })],
-  ['shm', () => shm.openMutex(`wtg-${process.pid}`, { slots: 2 })],
+const shmOpen = (access) => () =>
+  shm.openMutex(`wtg-${process.pid}-${access}`, { slots: 2, access });
+for (const [name, mk, iters] of [
+  ['sab', () => sab.createMutex({ slots: 2 }), 300_000],
+  ['mmap', () => mmap.createMutex({ slots: 2 }), 300_000],
+  ['shm (mapped)', shmOpen('mapped'), 300_000],
+  ['shm (pure JS)', shmOpen('pure-js'), 20_000],
 ]) {
   const mu = mk();
-  const iters = name === 'shm' ? 20_000 : 300_000;
   const ns = time((n) => {
     for (let k = 0; k < n; k++) mu.lockSync().release();
   }, iters);
   console.log(`${name}: lockSync+release ${ns.toFixed(0)} ns`);
   mu.close();
-  if (name === 'shm') shm.removeMutex(`wtg-${process.pid}`);
+  if (name.startsWith('shm')) shm.removeMutex(`wtg-${process.pid}-${mu.access}`);
 }
