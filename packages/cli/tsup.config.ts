@@ -6,6 +6,10 @@ export default defineConfig([
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,
+    // import.meta.url in the CJS build (createRequire of the optional binding).
+    shims: true,
+    // An optional dependency: loaded at run time when present, never bundled.
+    external: ['@bakery/native'],
     target: 'node20',
   },
   {
@@ -13,6 +17,7 @@ export default defineConfig([
     entry: ['src/bin.ts'],
     format: ['esm'],
     sourcemap: true,
+    external: ['@bakery/native'],
     target: 'node20',
     banner: { js: '#!/usr/bin/env node' },
   },

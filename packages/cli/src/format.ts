@@ -13,6 +13,9 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
+/** How the text output names a lock's access mode. */
+const accessText = (v: LockView) => (v.access === 'pure-js' ? 'pure JS' : 'mapped');
+
 const yesNo = (v: boolean | null) => (v === null ? '-' : v ? 'yes' : 'NO');
 
 function holderText(v: LockView): string {
@@ -27,6 +30,7 @@ export function formatLock(title: string, v: LockView): string {
   const lines = [
     title,
     `  layout v${v.layoutVersion} · capacity ${v.capacity} · high-water ${v.highWater} · colour ${v.colour}`,
+    `  access        ${accessText(v)}`,
     `  holder        ${holderText(v)}`,
     `  owner-died    ${v.ownerDied}`,
     `  acquisitions  ${v.acquisitions} · max ticket ${v.maxTicket}`,
@@ -56,10 +60,10 @@ export function formatLock(title: string, v: LockView): string {
 /** Human-readable text of `bakery ls`. */
 export function formatList(dir: string, locks: ListEntry[]): string {
   if (locks.length === 0) return `no bakery locks in ${dir}`;
-  const rows = [['name', 'capacity', 'participants', 'holder', 'waiters', 'state']];
+  const rows = [['name', 'access', 'capacity', 'participants', 'holder', 'waiters', 'state']];
   for (const l of locks) {
     if ('error' in l) {
-      rows.push([l.name, '-', '-', '-', '-', `${l.error.code}: ${l.error.message}`]);
+      rows.push([l.name, '-', '-', '-', '-', '-', `${l.error.code}: ${l.error.message}`]);
       continue;
     }
     const holder =
@@ -69,6 +73,7 @@ export function formatList(dir: string, locks: ListEntry[]): string {
     const state = [l.ownerDied, l.dead > 0 ? `${l.dead} dead` : ''].filter(Boolean).join(', ');
     rows.push([
       l.name,
+      accessText(l),
       String(l.capacity),
       String(l.participants),
       holder,

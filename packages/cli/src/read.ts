@@ -1,7 +1,16 @@
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { BakeryError, type Identity, type Snapshot, snapshot, validateLayout } from '@bakery/core';
+import {
+  BakeryError,
+  type Cells,
+  type Identity,
+  type Snapshot,
+  snapshot,
+  validateLayout,
+} from '@bakery/core';
 import { isAlive } from '@bakery/core/node';
+import type * as NativeModule from '@bakery/native';
 import { ShmCells } from '@bakery/shm';
 import { CliError } from './errors.js';
 
@@ -14,7 +23,12 @@ export interface SlotView {
   tid: number;
   /** Owner's start time in clock ticks since boot (0 = unknown). */
   startTime: number;
-  /** Whether the owner still runs (`isAlive` of `@bakery/core/node`); null for a free slot. */
+  /**
+   * Whether the owner still runs; null for a free slot. In a mapped lock whose owner recorded a
+   * per-slot lease, the lease decides where it can (see {@link readLock}); otherwise `isAlive`
+   * of `@bakery/core/node` (pid, thread and start time; an owner in another pid namespace
+   * counts as alive, since its pid cannot be judged here).
+   */
   alive: boolean | null;
   /** In the doorway right now. */
   choosing: boolean;
@@ -34,6 +48,13 @@ export interface LockView {
   path: string;
   layoutVersion: number;
   capacity: number;
+  /**
+   * How the lock's participants reach its cells (header cell `H.ACCESS`): `'mapped'` — the
+   * memory is mapped shared and accessed with atomics, futex wake-ups and per-slot leases
+   * (@bakery/mmap, @bakery/shm's mapped path); `'pure-js'` — one pread/pwrite per cell under
+   * a registry lock (@bakery/shm without @bakery/native).
+   */
+  access: 'mapped' | 'pure-js';
   /** The shared Black-White colour. */
   colour: 'white' | 'black';
   highWater: number;
@@ -51,18 +72,22 @@ export interface LockView {
   slots: SlotView[];
 }
 
-/** Turn a snapshot into a {@link LockView}, asking `alive` about every owner. */
+/**
+ * Turn a snapshot into a {@link LockView}, asking `alive` about every owner (with the slot it
+ * was read from). The default is the pid-based `isAlive` of `@bakery/core/node`; {@link
+ * readLock} passes one that also asks a mapped lock's leases.
+ */
 export function viewOf(
   snap: Snapshot,
   where: string,
-  alive: (owner: Identity) => boolean = isAlive,
+  alive: (owner: Identity, slot: number) => boolean = isAlive,
 ): LockView {
   const slots: SlotView[] = snap.slots.map((s) => ({
     slot: s.slot,
     pid: s.owner?.pid ?? null,
     tid: s.owner?.tid ?? 0,
     startTime: s.owner?.startTime ?? 0,
-    alive: s.owner === null ? null : alive(s.owner),
+    alive: s.owner === null ? null : alive(s.owner, s.slot),
     choosing: s.choosing,
     ticket: s.ticket,
     colour: s.colour,
@@ -74,6 +99,7 @@ export function viewOf(
     path: where,
     layoutVersion: snap.layoutVersion,
     capacity: snap.capacity,
+    access: snap.access === 'positional' ? 'pure-js' : 'mapped',
     colour: snap.colour,
     highWater: snap.highWater,
     holder:
@@ -90,6 +116,45 @@ export function viewOf(
   };
 }
 
+let binding: { native: NativeModule.Native; lib: typeof NativeModule } | null | undefined;
+
+/**
+ * @bakery/native (an optional dependency), loaded on first use; null when it is not installed
+ * or its binary does not load — then liveness falls back to the pid check.
+ */
+function leaseBinding(): { native: NativeModule.Native; lib: typeof NativeModule } | null {
+  if (binding !== undefined) return binding;
+  try {
+    const lib = createRequire(import.meta.url)('@bakery/native') as typeof NativeModule;
+    const r = lib.probeNative();
+    binding = 'native' in r ? { native: r.native, lib } : null;
+  } catch {
+    binding = null;
+  }
+  return binding;
+}
+
+/**
+ * The CLI's judge of slot owners in a lock read through `fd`: in a mapped lock, the slot's
+ * lease decides where it can (@bakery/native's `leaseVerdict`, the rule the participants
+ * themselves use), probing through the CLI's own read-only description — F_OFD_GETLK needs no
+ * write access, and this description holds no lock, so any lock on the byte is someone
+ * else's. Everything else — a pure-JS lock, no lease recorded, no binding, a worker-thread
+ * owner — is the pid check, with the owner's recorded pid namespace (so a foreign pid is never
+ * judged by what it means here).
+ */
+function ownerJudge(
+  cells: Cells,
+  fd: number,
+  mapped: boolean,
+): (owner: Identity, slot: number) => boolean {
+  return (owner, slot) => {
+    const b = mapped ? leaseBinding() : null;
+    const verdict = b?.lib.leaseVerdict(b.native, fd, cells, owner, slot);
+    return verdict !== undefined ? verdict === 'alive' : isAlive(owner);
+  };
+}
+
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
@@ -98,6 +163,11 @@ function errno(err: unknown): string | undefined {
  * Read the lock in `file` without taking part: opened read-only, validated (reads only), one
  * snapshot. `follow` allows a symbolic link (the magic links of /proc/<pid>/fd); lock files in
  * the shm directory are opened with O_NOFOLLOW, like the library does.
+ *
+ * Owners are judged alive or dead with the per-slot leases of a mapped lock where @bakery/native
+ * loads (an OFD lock query, F_OFD_GETLK, through the same read-only fd: nothing is locked or
+ * written), so that an owner that died in another pid namespace reads as dead; else, and in a
+ * pure-JS lock, with the pid check of `@bakery/core/node`.
  */
 export function readLock(file: string, follow = false): LockView {
   let fd: number;
@@ -126,7 +196,8 @@ export function readLock(file: string, follow = false): LockView {
       throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is ${st.size} bytes: not a bakery lock`);
     const cells = new ShmCells(fd, st.size / 4, undefined, file);
     validateLayout(cells);
-    return viewOf(snapshot(cells), file);
+    const snap = snapshot(cells);
+    return viewOf(snap, file, ownerJudge(cells, fd, snap.access === 'atomic'));
   } finally {
     fs.closeSync(fd);
   }
@@ -138,17 +209,27 @@ export interface ProcessLock extends LockView {
   kind: 'mmap' | 'shm';
   /** The fd number in that process (the lowest, when several fds share the memory). */
   fd: number;
-  /** What /proc/<pid>/fd/<fd> points to, e.g. `/memfd:bakery (deleted)`. */
+  /**
+   * What /proc/<pid>/fd/<fd> points to, e.g. `/memfd:bakery (deleted)`; for the fd its creator
+   * opened a named lock with (under a temporary name), the `bakery.<name>` path it is linked as.
+   */
   target: string;
 }
 
 const MEMFD = /^\/memfd:bakery( \(deleted\))?$/;
 const ANON = /^\/dev\/shm\/bakery-anon-[^/]*( \(deleted\))?$/;
-const NAMED = /\/bakery\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
+// A named lock file; "(deleted)" once `bakery rm` removed it while the process kept it open.
+const NAMED = /\/bakery\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}( \(deleted\))?$/;
+// The creator's fd of a named lock: @bakery/shm initialises the file under a temporary name,
+// links it as bakery.<name> and removes the temporary name, so /proc shows that one, deleted.
+const CREATED =
+  /^(.*)\/\.bakery\.([A-Za-z0-9_-][A-Za-z0-9._-]{0,199})\.\d+\.[0-9a-f]+\.tmp \(deleted\)$/;
 
 /**
  * The bakery locks process `pid` has open, found through /proc/<pid>/fd: a memfd named
- * `memfd:bakery` (an @bakery/mmap lock), and named lock files (@bakery/shm). Each is opened
+ * `memfd:bakery` (an @bakery/mmap lock), and named lock files (@bakery/shm) — also the one
+ * its creator opened under a temporary name (shown as its `bakery.<name>` path while that
+ * still links to it) and one removed while open (`… (deleted)`). Each is opened
  * through /proc/<pid>/fd/<n> (a new read-only description of the same memory) and read once.
  * Several fds on the same memory count once.
  */
@@ -183,13 +264,24 @@ export function findProcessLocks(pid: number): ProcessLock[] {
     } catch {
       continue; // closed in the meantime
     }
+    const created = CREATED.exec(target);
     const kind =
-      MEMFD.test(target) || ANON.test(target) ? 'mmap' : NAMED.test(target) ? 'shm' : null;
+      MEMFD.test(target) || ANON.test(target)
+        ? 'mmap'
+        : NAMED.test(target) || created !== null
+          ? 'shm'
+          : null;
     if (kind === null) continue;
     let key: string;
     try {
       const st = fs.statSync(fdPath);
       key = `${st.dev}:${st.ino}`;
+      if (created !== null) {
+        // Still linked under its name: show that (else it was removed since; keep the target).
+        const linked = path.join(created[1]!, `bakery.${created[2]}`);
+        const lst = fs.lstatSync(linked, { throwIfNoEntry: false });
+        if (lst !== undefined && `${lst.dev}:${lst.ino}` === key) target = linked;
+      }
     } catch {
       continue;
     }

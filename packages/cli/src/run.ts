@@ -31,17 +31,20 @@ Every command takes --json and --help. Exit codes: 0 ok, 1 failure, 2 usage, 3 n
 4 not a bakery lock, 5 permission denied, 6 no free slot (reap).`,
   ls: `usage: bakery ls [--dir DIR] [--json]
 
-List the named locks (files bakery.<name>) in the shm directory: name, capacity, participants,
-holder (pid), waiters, and the owner-died state. Reads only; takes no slot.
+List the named locks (files bakery.<name>) in the shm directory: name, access (mapped or
+pure JS), capacity, participants, holder (pid), waiters, and the owner-died state. Reads only;
+takes no slot.
 
 ${DIR}
 ${COMMON}`,
   inspect: `usage: bakery inspect <name> [--dir DIR] [--json]
        bakery inspect --pid <pid> [--json]
 
-Show a lock's header (layout, capacity, colour, holder, owner-died flag, acquisitions, largest
-ticket) and every claimed slot: owner pid and thread, alive?, choosing, ticket, colour,
-sleepers. Reads only; takes no slot.
+Show a lock's header (layout, capacity, colour, access, holder, owner-died flag, acquisitions,
+largest ticket) and every claimed slot: owner pid and thread, alive?, choosing, ticket, colour,
+sleepers. Access is "mapped" (atomics, futex wake-ups, per-slot leases) or "pure JS" (one
+pread/pwrite per cell). In a mapped lock, alive? follows the owner's lease (a dead owner reads
+as dead even in another pid namespace); otherwise the pid check. Reads only; takes no slot.
 
 With --pid, finds the locks process <pid> has open through /proc/<pid>/fd — an @bakery/mmap
 memfd ("memfd:bakery") or a named lock file — and shows each.

@@ -33,4 +33,5 @@ export {
   type Snapshot,
   snapshot,
 } from './mutex.js';
+export { readOwner, sameOwner } from './owner.js';
 export { checkTimeout, INVALID_ARGUMENT, rangeError, typeError } from './validate.js';

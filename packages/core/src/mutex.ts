@@ -3,6 +3,7 @@ import type { Backend, Cells, Identity } from './backend.js';
 import { BakeryError } from './errors.js';
 import { ACCESS, BLACK, H, S, slotBase, WHITE } from './layout.js';
 import { accessName, layoutAccess, validateLayout } from './memory.js';
+import { readOwner } from './owner.js';
 import { farSleepMs, MIN_SLEEP_MS, nextHandoffEstimate, nextPollCap } from './pacing.js';
 import { checkTimeout, rangeError, typeError } from './validate.js';
 
@@ -527,18 +528,7 @@ export class BakeryMutex implements Mutex {
   }
 
   #ownerOf(s: number): Identity | null {
-    const cells = this.#cells;
-    const b = slotBase(s);
-    const pid = cells.load(b + S.OWNER);
-    if (pid === 0) return null;
-    return {
-      pid,
-      tid: cells.load(b + S.OWNER_TID),
-      startTime:
-        (cells.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 +
-        (cells.load(b + S.OWNER_START_LO) >>> 0),
-      ns: cells.load(b + S.OWNER_NS) >>> 0,
-    };
+    return readOwner(this.#cells, s);
   }
 
   /** Is slot `s` owned by a participant that is certainly dead? Returns its identity if so. */
@@ -1043,20 +1033,10 @@ export function snapshot(cells: Cells, self = -1): Snapshot {
   const slots: SlotSnapshot[] = [];
   for (let s = 0; s < hwm; s++) {
     const b = slotBase(s);
-    const pid = cells.load(b + S.OWNER);
     const t = cells.load(b + S.TICKET);
     slots.push({
       slot: s,
-      owner:
-        pid === 0
-          ? null
-          : {
-              pid,
-              tid: cells.load(b + S.OWNER_TID),
-              startTime:
-                (cells.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 +
-                (cells.load(b + S.OWNER_START_LO) >>> 0),
-            },
+      owner: readOwner(cells, s),
       choosing: cells.load(b + S.CHOOSING) !== 0,
       ticket: t >>> 1,
       colour: t === 0 ? null : (t & 1) === BLACK ? 'black' : 'white',

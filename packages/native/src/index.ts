@@ -1,4 +1,4 @@
-export { Leases, MappedCells, type MappedOpen, openMapped } from './mapped.js';
+export { Leases, leaseVerdict, MappedCells, type MappedOpen, openMapped } from './mapped.js';
 export {
   type Cells32,
   loadNative,

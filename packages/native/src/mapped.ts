@@ -1,11 +1,14 @@
 import {
   AtomicCells,
   type Backend,
+  type Cells,
   type Identity,
   type Mutex,
   type MutexOptions,
   openOn,
+  readOwner,
   S,
+  sameOwner,
   slotBase,
 } from '@bakery/core';
 import { isAlive, processIdentity } from '@bakery/core/node';
@@ -79,40 +82,50 @@ export class Leases {
   /** The backend's `isAlive`: the slot's lease decides where it can; the pid check otherwise. */
   isAlive(owner: Identity, slot?: number): boolean {
     if (slot !== undefined && this.fd >= 0) {
-      const flagged = this.#cells.load(slotBase(slot) + S.OWNER_LEASE) === 1;
-      let held: boolean | undefined;
-      try {
-        held = this.#native.leaseHeld(this.fd, slot);
-      } catch {
-        held = undefined;
-      }
-      // A live owner clears its flag and owner cells before its close drops the lease, so
-      // after "no lock" the slot must still name this owner with the flag set: then it died.
-      if (held === false && flagged && this.#stillOwns(owner, slot)) return false;
-      // A lease speaks for a process, not for one of its threads: a terminated worker's fds stay
-      // open in its process, so for a worker-thread owner the thread check decides.
-      if (held === true && (owner.tid === 0 || owner.tid === owner.pid)) return true;
+      const verdict = leaseVerdict(this.#native, this.fd, this.#cells, owner, slot);
+      if (verdict !== undefined) return verdict === 'alive';
     }
     return isAlive(owner);
-  }
-
-  #stillOwns(owner: Identity, slot: number): boolean {
-    const c = this.#cells;
-    const b = slotBase(slot);
-    return (
-      c.load(b + S.OWNER_LEASE) === 1 &&
-      c.load(b + S.OWNER) === owner.pid &&
-      c.load(b + S.OWNER_TID) === owner.tid &&
-      (c.load(b + S.OWNER_START_HI) >>> 0) * 2 ** 32 + (c.load(b + S.OWNER_START_LO) >>> 0) ===
-        owner.startTime &&
-      c.load(b + S.OWNER_NS) >>> 0 === (owner.ns ?? 0)
-    );
   }
 
   /** Closes our description: drops the lease (call after the slot is freed). */
   close(): void {
     if (this.fd >= 0) this.#native.close(this.fd);
   }
+}
+
+/**
+ * What slot `slot`'s lease says about `owner` (as read from that slot), probed with
+ * F_OFD_GETLK through `probeFd` — a description that holds no lease of `slot` itself (a
+ * participant's own reopened description, or a tool's read-only fd: the query needs no write
+ * access). `'dead'`: the owner recorded a lease (OWNER_LEASE = 1), no lock is held on byte =
+ * slot, and the slot still names the same owner — a live owner clears its flag and owner cells
+ * before its close drops the lease, so it died, in whatever pid namespace it ran and whatever
+ * its pid now names. `'alive'`: a lock is held and the owner is a process's main thread (a
+ * lease speaks for a process: a terminated worker's fds stay open in its process). `undefined`:
+ * the lease cannot decide (no lease recorded, a worker-thread owner, the probe failed) — judge
+ * by pid. The one home of this rule: the mapped backends and `bakery inspect` call it.
+ */
+export function leaseVerdict(
+  native: Native,
+  probeFd: number,
+  cells: Cells,
+  owner: Identity,
+  slot: number,
+): 'alive' | 'dead' | undefined {
+  const flag = slotBase(slot) + S.OWNER_LEASE;
+  if (cells.load(flag) !== 1) return undefined;
+  let held: boolean;
+  try {
+    held = native.leaseHeld(probeFd, slot);
+  } catch {
+    return undefined;
+  }
+  // Re-read after the probe: the flag and the owner cells are cleared before a close drops the
+  // lease, so both still there means the lease ended with the process.
+  if (!held && cells.load(flag) === 1 && sameOwner(readOwner(cells, slot), owner)) return 'dead';
+  if (held && (owner.tid === 0 || owner.tid === owner.pid)) return 'alive';
+  return undefined;
 }
 
 /** What {@link openMapped} needs besides the cells. */

@@ -142,10 +142,15 @@ export function probeNative(): { native: Native } | { error: BakeryError } {
     loaded = candidate as Native;
     return { native: loaded };
   } catch (cause) {
+    const rebuild =
+      'Build it with `npm rebuild @bakery/native` (needs a C++17 compiler, make and python3; install scripts must be allowed, i.e. not --ignore-scripts)';
+    const message = (cause as Error | undefined)?.message ?? String(cause);
     const why =
-      process.platform === 'linux'
-        ? 'no prebuilt binary matches and no local build was found. Build it with `npm rebuild @bakery/native` (needs a C++17 compiler, make and python3; install scripts must be allowed, i.e. not --ignore-scripts)'
-        : `it works on Linux only (this is ${process.platform})`;
+      process.platform !== 'linux'
+        ? `it works on Linux only (this is ${process.platform})`
+        : /No native build was found/.test(message)
+          ? `no prebuilt binary matches and no local build was found. ${rebuild}`
+          : `the binary was found but did not load (${message.split('\n')[0]}). ${rebuild}`;
     failure = new BakeryError(
       'BAKERY_NATIVE_UNAVAILABLE',
       `@bakery/native cannot load its binary: ${why}`,
