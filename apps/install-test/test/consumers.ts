@@ -1,8 +1,10 @@
 // The consumer programs the install test writes into each fresh project. Each one is a real
 // user of one backend: participant A (this thread/process) holds the lock while participant B
 // (a worker, a forked child, or a second process that opens the lock by name) first times out,
-// then queues, and gets the lock only after A releases. A then prints where its imports
-// resolved, so the test can prove nothing came from the monorepo.
+// then queues, and gets the lock only after A releases. B tells A how it reached the lock (its
+// `access` and `inspect().backend`). A then prints that, its own, and where its imports resolved
+// and which files of @bakery/native the process loaded, so the test can prove which path ran and
+// that nothing came from the monorepo.
 
 /** The backends a user picks from. */
 export type Backend = 'sab' | 'mmap' | 'shm';
@@ -62,6 +64,11 @@ const parts: Record<Backend, Parts> = {
 
 function body(p: Parts, backend: Backend, self: string, report: string): string {
   return `
+/** Files of @bakery/native (its JS, its node-gyp-build, the .node binary) this process loaded. */
+function nativeFiles() {
+  return Object.keys(requireCache()).filter((f) => /[\\/]node_modules[\\/](@bakery[\\/]native|node-gyp-build)[\\/]/.test(f));
+}
+
 function said(peer) {
   const seen = [];
   const waiting = [];
@@ -82,6 +89,10 @@ async function main() {
     const lease = a.lockSync();
     const peer = ${p.startB(self)};
     const exited = new Promise((resolve) => peer.once('exit', resolve));
+    let peerSaw = null;
+    peer.on('message', (m) => {
+      if (typeof m === 'string' && m.startsWith('saw:')) peerSaw = JSON.parse(m.slice(4));
+    });
     const heard = said(peer);
     let released = false;
     let gotWhileHeld = false;
@@ -100,10 +111,21 @@ async function main() {
     again.release();
     const snap = a.inspect();
     a.close();
-    console.log(JSON.stringify({ backend: '${backend}', acquisitions: snap.acquisitions, ${report} }));
+    console.log(
+      JSON.stringify({
+        backend: '${backend}',
+        acquisitions: snap.acquisitions,
+        access: a.access ?? null,
+        described: snap.backend,
+        peer: peerSaw,
+        native: nativeFiles(),
+        ${report},
+      }),
+    );
   } else {
     const send = ${p.send};
     const b = ${p.openB};
+    send('saw:' + JSON.stringify({ access: b.access ?? null, described: b.inspect().backend }));
     try {
       b.lockSync({ timeout: 100 });
       throw new Error('B got the lock while A held it');
@@ -124,7 +146,8 @@ async function main() {
 /** An ES module program (`.mjs`). */
 export function esmProgram(backend: Backend): string {
   const p = parts[backend];
-  return `import { fileURLToPath } from 'node:url';
+  return `import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 ${p.esmImports}
 import { ${p.names} } from '@bakery/${backend}';
 ${body(
@@ -133,6 +156,10 @@ ${body(
   'new URL(import.meta.url)',
   `resolved: [fileURLToPath(import.meta.resolve('@bakery/${backend}')), fileURLToPath(import.meta.resolve('@bakery/core'))]`,
 )}
+// The backends load @bakery/native with require (shm through createRequire): one shared cache.
+function requireCache() {
+  return createRequire(import.meta.url).cache;
+}
 await main();
 `;
 }
@@ -149,6 +176,9 @@ ${body(
   '__filename',
   `resolved: [require.resolve('@bakery/${backend}'), require.resolve('@bakery/core')], loaded: Object.keys(require.cache)`,
 )}
+function requireCache() {
+  return require.cache;
+}
 main().catch((err) => {
   console.error(err);
   process.exit(1);
