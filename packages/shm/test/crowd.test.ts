@@ -39,7 +39,8 @@ for (const access of ['mapped', 'pure-js'] as const) {
 test('128 unrelated processes take turns on one named lock of 128 slots (mapped), 5 read–yield–write increments each: the count is exact', async () => {
   // Iteration-based, not a time window: 128 Node processes on a 2-core machine need ~25 s of
   // CPU just to start, so a window would mostly measure start-up. Each child opens the lock by
-  // name (it shares nothing else), increments a counter file 5 times under it, and exits 0.
+  // name (it shares nothing else), waits at a barrier until all 128 hold a slot, increments a
+  // counter file 5 times under the lock, and exits 0.
   const dir = fs.mkdtempSync(
     path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'crowd-'),
   );
@@ -50,18 +51,22 @@ test('128 unrelated processes take turns on one named lock of 128 slots (mapped)
     const counter = path.join(dir, 'counter');
     fs.writeFileSync(counter, Buffer.alloc(4));
     const child = fileURLToPath(new URL('./fixtures/loop-child.mjs', import.meta.url));
+    const barrier = fs.mkdtempSync(path.join(dir, 'barrier-'));
     const runs = Array.from(
       { length: 128 },
       () =>
         new Promise<string>((resolve, reject) =>
           execFile(
             process.execPath,
-            [child, distEntry, dir, 'many', '5', counter],
+            [child, distEntry, dir, 'many', '5', counter, barrier],
             { env: { ...process.env, BAKERY_SHM_ACCESS: 'mapped' } },
             (err, stdout) => (err ? reject(err) : resolve(stdout)),
           ),
         ),
     );
+    const ready = () => fs.readdirSync(barrier).filter((e) => e.startsWith('ready.')).length;
+    while (ready() < 128) await new Promise((r) => setTimeout(r, 20));
+    fs.writeFileSync(path.join(barrier, 'go'), '');
     const outs = await Promise.all(runs);
     for (const out of outs) expect(out).toBe('started mapped\ndone 5\n');
     expect(fs.readFileSync(counter).readInt32LE(0)).toBe(128 * 5);
