@@ -277,9 +277,17 @@ function checkOptions(options: unknown): OpenOptions {
  * The lock is a file `<dir>/bakery.<name>` (dir: the `dir` option, else env `BAKERY_SHM_DIR`,
  * else /dev/shm). The returned instance is one participant and holds one slot until `close()`.
  *
+ * Where @bakery/native loads, a new lock is mapped (Atomics on a MAP_SHARED mapping, futex
+ * wake-ups, kernel leases, up to 4096 slots); elsewhere it is pure JS (pread/pwrite, polling,
+ * at most 127 slots). An existing lock is always opened in the mode it was created with
+ * (`mutex.access` says which; see {@link OpenOptions.access}).
+ *
  * Errors: `BAKERY_BAD_NAME` (nothing is created), `BAKERY_FOREIGN_OWNER` (the file belongs to
  * another user), `BAKERY_BAD_LAYOUT` (not a bakery lock of this version or of `slots` slots, a
- * symlink, truncated — the file is left untouched), `BAKERY_NO_FREE_SLOT`, `BAKERY_IO`.
+ * symlink, truncated — the file is left untouched), `BAKERY_ACCESS_MISMATCH` (the lock's mode
+ * is not one this process can or may use — untouched too), `BAKERY_NATIVE_UNAVAILABLE`
+ * (`access: 'mapped'`, or more than 127 slots, without the binding), `BAKERY_NO_FREE_SLOT`,
+ * `BAKERY_IO`.
  *
  * @example
  * ```ts
