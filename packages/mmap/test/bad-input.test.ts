@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { bytesFor, H, MAX_SLOTS } from '@bakery/core';
+import { ACCESS, bytesFor, H, LAYOUT_VERSION, MAX_SLOTS } from '@bakery/core';
 import { afterAll, describe, expect, test } from 'vitest';
 import { createMutex, FD_ENV, loadNative, openMutex } from '../src/index.js';
 
@@ -55,8 +55,9 @@ function memfd(bytes: number, fill: (view: DataView) => void): number {
 
 function validHeader(view: DataView, capacity = 4): void {
   view.setInt32(H.MAGIC * 4, 0x524b4142, true);
-  view.setInt32(H.VERSION * 4, 1, true);
+  view.setInt32(H.VERSION * 4, LAYOUT_VERSION, true);
   view.setInt32(H.CAPACITY * 4, capacity, true);
+  view.setInt32(H.ACCESS * 4, ACCESS.ATOMIC, true);
   view.setInt32(H.INIT * 4, 2, true);
 }
 
@@ -119,9 +120,38 @@ describe('fds that are not a bakery mapping', () => {
       () =>
         memfd(bytesFor(4), (v) => {
           validHeader(v);
-          v.setInt32(H.VERSION * 4, 2, true);
+          v.setInt32(H.VERSION * 4, LAYOUT_VERSION + 1, true);
         }),
       'BAKERY_BAD_LAYOUT',
+    ],
+    [
+      'a memfd of an earlier release (layout version 1)',
+      () =>
+        memfd(bytesFor(4), (v) => {
+          validHeader(v);
+          v.setInt32(H.VERSION * 4, 1, true);
+        }),
+      'BAKERY_BAD_LAYOUT',
+    ],
+    [
+      'a memfd with an impossible access mode',
+      () =>
+        memfd(bytesFor(4), (v) => {
+          validHeader(v);
+          v.setInt32(H.ACCESS * 4, 0, true);
+        }),
+      'BAKERY_BAD_LAYOUT',
+    ],
+    [
+      // What a pure-JS @bakery/shm lock file records: its participants claim slots under a
+      // registry lock, so a compareExchange-claiming participant must not join them.
+      'a lock created for positional (pure-JS) access',
+      () =>
+        memfd(bytesFor(4), (v) => {
+          validHeader(v);
+          v.setInt32(H.ACCESS * 4, ACCESS.POSITIONAL, true);
+        }),
+      'BAKERY_ACCESS_MISMATCH',
     ],
     [
       'a memfd whose header capacity disagrees with its size',
