@@ -5,7 +5,7 @@ import { bytesFor, H, S, slotBase } from '@bakery/core';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { openMutex, removeMutex, ShmCells } from '../src/index.js';
 import { ownerIsDead, selfPidNamespace, selfStartTime, selfThread } from '../src/proc.js';
-import { distEntry, freshDir } from './helpers.js';
+import { codeOf, distEntry, freshDir } from './helpers.js';
 
 let dir: string;
 beforeEach(() => {
@@ -14,15 +14,6 @@ beforeEach(() => {
 afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code ?? `uncoded ${(err as Error).name}`;
-  }
-  return 'no error';
-}
 
 /** Every entry of the lock directory with its type and bytes, to prove nothing changed. */
 function listing(d = dir): Record<string, string> {

@@ -12,6 +12,16 @@ export function freshDir(): string {
   return fs.mkdtempSync(path.join(base, 'bakery-shm-test-'));
 }
 
+/** The `code` of what `fn` throws (`'no error'` when it returns; uncoded errors say so). */
+export function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code ?? `uncoded ${(err as Error).name}`;
+  }
+  return 'no error';
+}
+
 /** The package's built entry, as participants import it. */
 export const distEntry = new URL('../dist/index.js', import.meta.url).href;
 

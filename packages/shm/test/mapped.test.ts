@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { ACCESS, H, S, slotBase } from '@bakery/core';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { openMutex, removeMutex, ShmCells } from '../src/index.js';
-import { distEntry, freshDir } from './helpers.js';
+import { codeOf, distEntry, freshDir } from './helpers.js';
 
 let dir: string;
 beforeEach(() => {
@@ -13,15 +13,6 @@ beforeEach(() => {
 afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code ?? `uncoded ${(err as Error).name}`;
-  }
-  return 'no error';
-}
 
 /** Every entry of the lock directory with its bytes, to prove nothing changed. */
 function listing(): Record<string, string> {
