@@ -143,12 +143,18 @@ export interface MappedOpen {
  * (@bakery/mmap's memfd, @bakery/shm's named file): Atomics on the mapping, futex waits, and the
  * per-slot lease taken right after the claim and before the first doorway. The cells must be
  * validated already (`validateLayout`); on a failure nothing is left open but the caller's fd.
+ *
+ * `open` is the `openOn` of the caller's copy of @bakery/core (default: this package's). A
+ * backend that loads this package through `require` from an ES module passes its own, so that
+ * the Mutex and every error it throws come from the same core as the caller's `BakeryError`
+ * (`instanceof` holds).
  */
 export function openMapped(
   native: Native,
   cells: MappedCells,
   how: MappedOpen,
   options: MutexOptions | undefined,
+  open: (backend: Backend, options?: MutexOptions) => Mutex = openOn,
 ): Mutex {
   // Reopened before openOn: a full slot table makes openOn judge other slots already.
   const leases = new Leases(native, how.fd, cells);
@@ -165,7 +171,7 @@ export function openMapped(
   };
   let mutex: Mutex;
   try {
-    mutex = openOn(backend, options);
+    mutex = open(backend, options);
   } catch (err) {
     leases.close();
     throw err;

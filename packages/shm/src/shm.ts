@@ -413,11 +413,14 @@ function openMappedFile(
   }
   const { native, lib } = binding;
   const cells = new lib.MappedCells(native, native.map(fd, size, true));
+  // Our own core's openOn: @bakery/native is loaded with require, and from an ES module that
+  // is a second copy of core; the Mutex and its errors must be this one's (instanceof).
   const mutex = lib.openMapped(
     native,
     cells,
     { fd, description: `shm ${file} (mapped)`, close: () => fs.closeSync(fd) },
     options,
+    openOn,
   );
   Object.defineProperty(mutex, 'access', { value: 'mapped', enumerable: true });
   return mutex as ShmMutex;

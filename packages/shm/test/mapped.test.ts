@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ACCESS, H, S, slotBase } from '@bakery/core';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { openMutex, removeMutex, ShmCells } from '../src/index.js';
+import { BakeryError, openMutex, removeMutex, ShmCells } from '../src/index.js';
 import { codeOf, distEntry, freshDir } from './helpers.js';
 
 let dir: string;
@@ -89,6 +89,30 @@ describe('the mapped path', () => {
       'BAKERY_INVALID_ARGUMENT',
     );
     expect(fs.existsSync(path.join(dir, 'bakery.wider'))).toBe(false);
+  });
+
+  test('errors of a mapped participant are the BakeryError this module exports (instanceof holds, although @bakery/native is loaded through require)', () => {
+    const a = openMutex('inst', { slots: 1, dir });
+    expect(a.access).toBe('mapped');
+    let full: unknown;
+    try {
+      openMutex('inst', { dir });
+    } catch (err) {
+      full = err;
+    }
+    expect(full).toBeInstanceOf(BakeryError);
+    expect((full as BakeryError).code).toBe('BAKERY_NO_FREE_SLOT');
+    const lease = a.lockSync();
+    let twice: unknown;
+    lease.release();
+    try {
+      lease.release();
+    } catch (err) {
+      twice = err;
+    }
+    expect(twice).toBeInstanceOf(BakeryError);
+    expect((twice as BakeryError).code).toBe('BAKERY_NOT_HELD');
+    a.close();
   });
 
   test('mapped participants sleep in the futex: a release wakes the next ticket (sleepers counted, no poll)', async () => {
