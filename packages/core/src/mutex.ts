@@ -147,6 +147,20 @@ export interface Mutex {
    * ```
    */
   reapDead(): number;
+  /**
+   * The way out of a poisoned lock, for an operator who has repaired the protected data: takes
+   * the lock (waiting like `lockSync`, at most `timeout` ms) even though it is
+   * `BAKERY_NOT_RECOVERABLE`, marks it consistent, and releases it. Returns true when the lock
+   * was poisoned (or flagged owner-died) and is now consistent, false when there was nothing to
+   * clear. `bakery mark-consistent <name>` calls this.
+   *
+   * @example
+   * ```ts
+   * repairTheData();
+   * if (mutex.markConsistent({ timeout: 5_000 })) console.log('lock usable again');
+   * ```
+   */
+  markConsistent(options?: LockSyncOptions): boolean;
   /** Free the slot. Throws `BAKERY_ALREADY_HELD` while held or acquiring; a second close is a no-op. */
   close(): void;
 }
@@ -272,7 +286,7 @@ class LeaseImpl implements Lease {
       throw new BakeryError('BAKERY_NOT_HELD', 'markConsistent() on a released lease');
     if (!this.ownerDied) return;
     this.#consistent = true;
-    this.#mutex.markConsistent();
+    this.#mutex.clearOwnerDied();
   }
 
   release(): void {
@@ -480,9 +494,12 @@ export class BakeryMutex implements Mutex {
         'close() while this instance holds or waits for the lock',
       );
     }
+    // Free the slot before marking the instance closed: if freeing fails (a registry timeout,
+    // an I/O error) the instance stays open and close() can be retried; the backend's fds are
+    // released only once the slot is free, or the slot would leak with no way to free it.
+    this.#freeSlot();
     this.#closed = true;
     untrackOpen(this);
-    this.#freeSlot();
     this.#backend.close?.();
   }
 
@@ -643,9 +660,26 @@ export class BakeryMutex implements Mutex {
     }
   }
 
-  /** @internal */
-  markConsistent(): void {
+  /** @internal Called by a lease that holds the lock. */
+  clearOwnerDied(): void {
     this.#cells.store(H.OWNER_DIED, 0);
+  }
+
+  markConsistent(options?: LockSyncOptions): boolean {
+    this.#checkOpen();
+    const timeout = checkTimeout(options?.timeout);
+    if (this.#lease !== null || this.#busy) {
+      throw new BakeryError(
+        'BAKERY_ALREADY_HELD',
+        'this Mutex instance holds or is acquiring the lock; release it first',
+      );
+    }
+    this.#acquireSync(timeout === Number.POSITIVE_INFINITY ? timeout : performance.now() + timeout);
+    const lease = this.#enter(true);
+    const was = lease.ownerDied;
+    lease.markConsistent();
+    lease.release();
+    return was;
   }
 
   /** @internal Called by a lease exactly once. */
@@ -714,21 +748,22 @@ export class BakeryMutex implements Mutex {
     return s;
   }
 
-  #enter(): LeaseImpl {
+  #enter(poisonedOk = false): LeaseImpl {
     const cells = this.#cells;
     cells.store(H.HOLDER, this.#slot + 1);
-    cells.store(H.ACQUISITIONS, (cells.load(H.ACQUISITIONS) + 1) & 0x7fffffff);
     const od = cells.load(H.OWNER_DIED);
-    if (od === 2) {
+    if (od === 2 && !poisonedOk) {
+      // Refused: this is not an acquisition (ACQUISITIONS is left alone).
       cells.store(H.HOLDER, 0);
       this.#acq.exit();
       this.#pump();
       throw new BakeryError(
         'BAKERY_NOT_RECOVERABLE',
-        'a previous holder died and the data it protected was never marked consistent',
+        'a previous holder died and the data it protected was never marked consistent; once the data is repaired, clear it with `bakery mark-consistent <name>` (or mutex.markConsistent())',
       );
     }
-    const lease = new LeaseImpl(this, od === 1);
+    cells.store(H.ACQUISITIONS, (cells.load(H.ACQUISITIONS) + 1) & 0x7fffffff);
+    const lease = new LeaseImpl(this, od !== 0);
     this.#lease = lease;
     return lease;
   }

@@ -150,6 +150,33 @@ describe('backend contract', () => {
   });
 });
 
+test('a close() whose slot free fails leaves the instance open and its backend unclosed, so close() can be retried', () => {
+  const ref = createReferenceCells(2);
+  ref.store(H.ACCESS, ACCESS.POSITIONAL);
+  let failNext = false;
+  let backendClosed = 0;
+  const cells = {
+    length: ref.length,
+    load: (i: number) => ref.load(i),
+    store: (i: number, v: number) => ref.store(i, v),
+    withRegistryLock<T>(fn: () => T): T {
+      if (failNext) {
+        failNext = false;
+        throw new BakeryError('BAKERY_TIMEOUT', 'registry lock held (test)');
+      }
+      return fn();
+    },
+  };
+  const m = openOn({ cells, close: () => backendClosed++ });
+  failNext = true;
+  expect(codeOf(() => m.close())).toBe('BAKERY_TIMEOUT');
+  expect(backendClosed).toBe(0);
+  expect(m.inspect().slots[m.slot]!.owner).not.toBeNull();
+  m.close();
+  expect(backendClosed).toBe(1);
+  expect(ref.load(16 + 16 * m.slot + 3)).toBe(0); // OWNER freed
+});
+
 describe('robustness flags', () => {
   test('ownerDied is reported to the next acquirer; releasing without markConsistent makes the lock not recoverable', () => {
     const cells = createReferenceCells(2);
@@ -162,6 +189,43 @@ describe('robustness flags', () => {
     expect(codeOf(() => m.lockSync())).toBe('BAKERY_NOT_RECOVERABLE');
     expect(m.inspect().slots[m.slot]!.ticket).toBe(0);
     m.close();
+  });
+
+  test('a poisoned lock: refusals are not acquisitions, the error names the way out, and mutex.markConsistent() clears it for everyone', async () => {
+    const cells = createReferenceCells(3);
+    const m = openOn({ cells });
+    const other = openOn({ cells });
+    cells.store(H.OWNER_DIED, 1);
+    m.lockSync().release(); // released without markConsistent: poisoned
+    const before = m.inspect().acquisitions;
+    let err: unknown;
+    try {
+      other.lockSync();
+    } catch (e) {
+      err = e;
+    }
+    expect((err as BakeryError).code).toBe('BAKERY_NOT_RECOVERABLE');
+    expect((err as Error).message).toMatch(/bakery mark-consistent/);
+    await expect(other.lock()).rejects.toMatchObject({ code: 'BAKERY_NOT_RECOVERABLE' });
+    expect(m.inspect().acquisitions).toBe(before);
+    // The operator's way out: waits its turn like any acquisition, clears, releases.
+    expect(m.markConsistent()).toBe(true);
+    expect(m.inspect().ownerDied).toBe('consistent');
+    expect(m.inspect().holder).toBeNull();
+    const lease = other.lockSync({ timeout: 1000 });
+    expect(lease.ownerDied).toBe(false);
+    lease.release();
+    // Nothing to clear: false, and the lock is untouched but for one acquisition.
+    const n = m.inspect().acquisitions;
+    expect(m.markConsistent()).toBe(false);
+    expect(m.inspect().acquisitions).toBe(n + 1);
+    // Waits for a holder like lockSync, bounded by its timeout.
+    const l2 = other.lockSync();
+    expect(codeOf(() => m.markConsistent({ timeout: 20 }))).toBe('BAKERY_TIMEOUT');
+    expect(codeOf(() => other.markConsistent())).toBe('BAKERY_ALREADY_HELD');
+    l2.release();
+    m.close();
+    other.close();
   });
 
   test("markConsistent() clears the flag, and { robust: 'auto' } clears it on release", () => {
