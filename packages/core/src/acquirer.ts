@@ -1,5 +1,6 @@
 import type { Cells } from './backend.js';
 import { BLACK, H, packTicket, S, SLOT_CELLS, slotBase, WHITE } from './layout.js';
+import { raiseHighWater, scanLimit } from './memory.js';
 
 /** {@link Acquirer.advance} results. */
 export const DONE = 0;
@@ -65,6 +66,10 @@ export class Acquirer {
     private readonly cells: Cells,
     readonly slot: number,
     private readonly trace: TraceHooks | undefined,
+    /** The lock's capacity: every scan is bounded by it, whatever HIGH_WATER holds. */
+    private readonly capacity: number,
+    /** Runs `fn` where HIGH_WATER may be raised (the registry lock for positional cells). */
+    private readonly serialise: <T>(fn: () => T) => T = (fn) => fn(),
   ) {
     this.base = slotBase(slot);
   }
@@ -86,7 +91,7 @@ export class Acquirer {
    */
   idle(): boolean {
     const cells = this.cells;
-    const hwm = cells.load(H.HIGH_WATER);
+    const hwm = scanLimit(cells, this.capacity);
     for (let j = 0; j < hwm; j++) {
       if (j === this.slot) continue;
       const b = slotBase(j);
@@ -103,7 +108,14 @@ export class Acquirer {
       cells.store(base + S.CHOOSING, 1);
       // Read the high-water mark AFTER choosing = 1: a slot claimed later starts its own
       // doorway after this point and will see our choosing flag.
-      const limit = cells.load(H.HIGH_WATER);
+      let limit = scanLimit(cells, this.capacity);
+      if (limit <= this.slot) {
+        // Our claim raised it past our slot and it only grows, so this is corruption (a
+        // same-user process wrote the cell): others' scans would not see us and two could
+        // enter. Repair it before taking a ticket; from here every scan covers us again.
+        this.serialise(() => raiseHighWater(cells, this.slot + 1));
+        limit = scanLimit(cells, this.capacity);
+      }
       const c = cells.load(H.COLOUR);
       let max = 0;
       const many = this.loadMany(limit);
@@ -137,7 +149,7 @@ export class Acquirer {
       this.recordMaxTicket(n);
       // Read the high-water mark AGAIN for the waiting scan: reusing the doorway's value lets a
       // participant that claimed its slot meanwhile go unseen, and two would enter together.
-      this.hwm = cells.load(H.HIGH_WATER);
+      this.hwm = scanLimit(cells, this.capacity);
       this.j = 0;
       this.branch = 0;
       this.phase = 1;

@@ -43,6 +43,35 @@ export function initLayout(
   cells.store(H.INIT, 2);
 }
 
+/**
+ * Raise HIGH_WATER to at least `to` — never lower it: by compareExchange where the cells have
+ * it, else (positional cells) the caller must hold the registry lock. The one place that
+ * writes HIGH_WATER: a slot claim, and a doorway that finds its own slot uncovered.
+ */
+export function raiseHighWater(cells: Cells, to: number): void {
+  const cas = cells.compareExchange?.bind(cells);
+  let h = cells.load(H.HIGH_WATER);
+  while (h < to) {
+    if (cas === undefined) {
+      cells.store(H.HIGH_WATER, to);
+      return;
+    }
+    const seen = cas(H.HIGH_WATER, h, to);
+    if (seen === h) return;
+    h = seen;
+  }
+}
+
+/**
+ * HIGH_WATER as a bound for a scan: its value when it is a possible one (0..capacity), else
+ * the capacity. A corrupted mark above the capacity (or negative) then costs one scan of
+ * every slot instead of a RangeError or a loop as long as the bogus value.
+ */
+export function scanLimit(cells: Cells, capacity: number): number {
+  const h = cells.load(H.HIGH_WATER);
+  return h >= 0 && h <= capacity ? h : capacity;
+}
+
 /** The access mode recorded in a lock's header (after {@link validateLayout}). */
 export function layoutAccess(cells: Cells): AccessMode {
   return cells.load(H.ACCESS) === ACCESS.POSITIONAL ? ACCESS.POSITIONAL : ACCESS.ATOMIC;

@@ -2,7 +2,7 @@ import { Acquirer, BLOCKED, DONE, STEP_BACK, type TraceHooks } from './acquirer.
 import type { Backend, Cells, Identity } from './backend.js';
 import { BakeryError } from './errors.js';
 import { ACCESS, BLACK, H, S, slotBase, WHITE } from './layout.js';
-import { accessName, layoutAccess, validateLayout } from './memory.js';
+import { accessName, layoutAccess, raiseHighWater, scanLimit, validateLayout } from './memory.js';
 import { readOwner } from './owner.js';
 import { farSleepMs, MIN_SLEEP_MS, nextHandoffEstimate, nextPollCap } from './pacing.js';
 import { checkTimeout, rangeError, typeError } from './validate.js';
@@ -108,8 +108,20 @@ export interface Snapshot {
   maxTicket: number;
   /** This instance's own slot. */
   self: number;
-  /** Every slot below the high-water mark. */
+  /**
+   * Every slot below the high-water mark, and any slot above it that is claimed or holds
+   * protocol state (only corruption puts one there; {@link Snapshot.anomalies} says so).
+   */
   slots: SlotSnapshot[];
+  /**
+   * Values no correct participant writes, each described in a sentence (empty when the state
+   * is plausible): a HIGH_WATER outside 0..capacity or below a claimed slot, a free slot with a
+   * CHOOSING or TICKET left on it, a ticket above the high-water mark, a HOLDER that names no
+   * claimed slot, a COLOUR or OWNER_DIED out of range. A snapshot is racy by nature: a value
+   * caught mid-update can look odd once; one that stays is damage (`bakery reap` clears stray
+   * state on free slots).
+   */
+  anomalies: string[];
 }
 
 /**
@@ -136,8 +148,10 @@ export interface Mutex {
    * Reap now every slot whose owner is certainly dead, instead of waiting for a stuck waiter
    * to notice after `staleAfterMs`: its choosing flag and ticket are cleared and the slot is
    * freed; if it died holding the lock, the colour is handed on as its exit would and the next
-   * acquirer gets `lease.ownerDied`. Returns how many slots were freed (always 0 on a backend
-   * that cannot tell liveness). Tools such as `bakery reap` call this.
+   * acquirer gets `lease.ownerDied`. A free slot that still holds a CHOOSING flag or a ticket
+   * (only damage leaves one) is cleared too. Returns how many slots were freed or cleared
+   * (dead owners are found only on a backend that can tell liveness). Tools such as
+   * `bakery reap` call this.
    *
    * @example
    * ```ts
@@ -377,7 +391,15 @@ export class BakeryMutex implements Mutex {
       backend.canBlock !== false;
     this.#identity = (backend.identity ?? defaultIdentity)();
     this.#slot = this.#claim(this.#identity);
-    this.#acq = new Acquirer(cells, this.#slot, options.trace);
+    this.#acq = new Acquirer(
+      cells,
+      this.#slot,
+      options.trace,
+      this.#capacity,
+      cells.compareExchange !== undefined
+        ? undefined
+        : <T>(fn: () => T): T => cells.withRegistryLock!(fn),
+    );
     trackOpen(this);
   }
 
@@ -483,7 +505,7 @@ export class BakeryMutex implements Mutex {
 
   reapDead(): number {
     this.#checkOpen();
-    return this.#isAlive === undefined ? 0 : this.#reapDead();
+    return this.#reapDead();
   }
 
   close(): void {
@@ -562,11 +584,11 @@ export class BakeryMutex implements Mutex {
    * slots were freed. Used by tryLock (rate-limited), a full slot table, and `reap()` tools.
    */
   #reapDead(): number {
-    const hwm = this.#cells.load(H.HIGH_WATER);
+    const hwm = scanLimit(this.#cells, this.#capacity);
     let n = 0;
     for (let s = 0; s < hwm; s++) {
       const dead = this.#deadOwner(s);
-      if (dead !== null && this.#reap(s, dead)) n++;
+      if (dead !== null ? this.#reap(s, dead) : this.#clearStray(s)) n++;
     }
     return n;
   }
@@ -651,13 +673,53 @@ export class BakeryMutex implements Mutex {
     return true;
   }
 
-  /** Called while stuck: reap the slot we sleep behind and the slot the scan is at, if dead. */
+  /**
+   * Called while stuck: reap the slot we sleep behind and the slot the scan is at, if its
+   * owner is dead; clear them if they are free but hold protocol state.
+   */
   #checkStale(): void {
     const acq = this.#acq;
     for (const s of [acq.blockSlot, acq.scanSlot]) {
+      if (s < 0) continue;
       const dead = this.#deadOwner(s);
       if (dead !== null) this.#reap(s, dead);
+      else this.#clearStray(s);
     }
+  }
+
+  /**
+   * A free slot (OWNER = 0) holds no protocol state in any correct execution: claims find it
+   * zeroed and every free (close, reap, exit) zeroes CHOOSING and TICKET before OWNER. So state
+   * left on a free slot is damage, and a waiter would wait on it forever. Clear it under a
+   * temporary claim of the slot (OWNER = our pid by compareExchange, or under the registry
+   * lock), so that no participant can claim the slot and take a ticket there while we zero
+   * it; a HOLDER naming the free slot is cleared by compareExchange only (HOLDER is written
+   * outside the registry lock). Returns whether anything was cleared.
+   */
+  #clearStray(s: number): boolean {
+    const cells = this.#cells;
+    const b = slotBase(s);
+    const cas = cells.compareExchange?.bind(cells);
+    const body = (): boolean => {
+      if (cells.load(b + S.OWNER) !== 0) return false;
+      if (cells.load(b + S.CHOOSING) === 0 && cells.load(b + S.TICKET) === 0) return false;
+      if (cas !== undefined) {
+        if (cas(b + S.OWNER, 0, this.#identity.pid) !== 0) return false;
+      } else {
+        cells.store(b + S.OWNER, this.#identity.pid);
+      }
+      cells.store(b + S.CHOOSING, 0);
+      cells.store(b + S.TICKET, 0);
+      cas?.(H.HOLDER, s + 1, 0);
+      cells.store(b + S.OWNER, 0);
+      return true;
+    };
+    const cleared = cas !== undefined ? body() : cells.withRegistryLock!(body);
+    if (cleared && cells.notify !== undefined) {
+      cells.notify(b + S.TICKET, Number.POSITIVE_INFINITY);
+      cells.notify(b + S.CHOOSING, Number.POSITIVE_INFINITY);
+    }
+    return cleared;
   }
 
   /** @internal Called by a lease that holds the lock. */
@@ -721,16 +783,7 @@ export class BakeryMutex implements Mutex {
         // may have left it set.
         cells.store(b + S.OWNER_LEASE, 0);
         // Raise the high-water mark before our first doorway, so every later scan covers us.
-        let h = cells.load(H.HIGH_WATER);
-        while (h < s + 1) {
-          if (cas === undefined) {
-            cells.store(H.HIGH_WATER, s + 1);
-            break;
-          }
-          const seen = cas(H.HIGH_WATER, h, s + 1);
-          if (seen === h) break;
-          h = seen;
-        }
+        raiseHighWater(cells, s + 1);
         return s;
       }
       return -1;
@@ -1064,34 +1117,53 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T | undefined
  * have passed {@link validateLayout}. `self` is reported as -1.
  */
 export function snapshot(cells: Cells, self = -1): Snapshot {
-  const hwm = cells.load(H.HIGH_WATER);
+  const capacity = cells.load(H.CAPACITY);
+  const raw = cells.load(H.HIGH_WATER);
+  const hwm = scanLimit(cells, capacity);
+  const anomalies: string[] = [];
+  if (raw !== hwm) anomalies.push(`HIGH_WATER ${raw} is outside 0..${capacity}`);
   const slots: SlotSnapshot[] = [];
-  for (let s = 0; s < hwm; s++) {
+  for (let s = 0; s < capacity; s++) {
     const b = slotBase(s);
+    const owner = readOwner(cells, s);
+    const choosing = cells.load(b + S.CHOOSING);
     const t = cells.load(b + S.TICKET);
+    if (s >= hwm && owner === null && choosing === 0 && t === 0) continue;
+    if (s >= hwm) anomalies.push(`slot ${s} is in use above HIGH_WATER ${raw}`);
+    if (owner === null && (choosing !== 0 || t !== 0))
+      anomalies.push(
+        `slot ${s} is free but has ${choosing !== 0 ? 'CHOOSING' : 'a ticket'} left on it`,
+      );
+    if (t >>> 1 > hwm) anomalies.push(`slot ${s} holds ticket ${t >>> 1}, above HIGH_WATER ${hwm}`);
     slots.push({
       slot: s,
-      owner: readOwner(cells, s),
-      choosing: cells.load(b + S.CHOOSING) !== 0,
+      owner,
+      choosing: choosing !== 0,
       ticket: t >>> 1,
       colour: t === 0 ? null : (t & 1) === BLACK ? 'black' : 'white',
       sleepers: cells.load(b + S.SLEEPERS),
     });
   }
   const holder = cells.load(H.HOLDER);
+  if (holder !== 0 && !(holder >= 1 && holder <= capacity && readOwner(cells, holder - 1) !== null))
+    anomalies.push(`HOLDER ${holder} names no claimed slot`);
+  const colour = cells.load(H.COLOUR);
+  if (colour !== WHITE && colour !== BLACK) anomalies.push(`COLOUR ${colour} is neither 0 nor 1`);
   const od = cells.load(H.OWNER_DIED);
+  if (od < 0 || od > 2) anomalies.push(`OWNER_DIED ${od} is not 0, 1 or 2`);
   return {
     layoutVersion: cells.load(H.VERSION),
-    capacity: cells.load(H.CAPACITY),
+    capacity,
     access: accessName(layoutAccess(cells)),
-    colour: cells.load(H.COLOUR) === BLACK ? 'black' : 'white',
+    colour: colour === BLACK ? 'black' : 'white',
     holder: holder === 0 ? null : holder - 1,
-    highWater: hwm,
+    highWater: raw,
     ownerDied: od === 0 ? 'consistent' : od === 1 ? 'owner-died' : 'not-recoverable',
     acquisitions: cells.load(H.ACQUISITIONS),
     maxTicket: cells.load(H.MAX_TICKET),
     self,
     slots,
+    anomalies,
   };
 }
 

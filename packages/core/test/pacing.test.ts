@@ -65,7 +65,7 @@ function queue<T extends ReferenceCells>(make: (b: SharedArrayBuffer) => T): T {
 describe('what the scan tells a polling waiter', () => {
   test('blocked behind a queue: its predecessor, how many are ahead, the acquisition count and the colour it read', () => {
     const cells = queue((b) => new ReferenceCells(b));
-    const acq = new Acquirer(cells, 5, undefined);
+    const acq = new Acquirer(cells, 5, undefined, cells.load(H.CAPACITY));
     acq.begin();
     expect(acq.advance()).toBe(BLOCKED);
     expect(acq.n).toBe(5);
@@ -80,7 +80,7 @@ describe('what the scan tells a polling waiter', () => {
     const cells = queue((b) => new ReferenceCells(b));
     cells.store(slotBase(4) + S.TICKET, packTicket(3, BLACK)); // the older phase
     cells.store(H.COLOUR, BLACK);
-    const acq = new Acquirer(cells, 5, undefined);
+    const acq = new Acquirer(cells, 5, undefined, cells.load(H.CAPACITY));
     acq.begin();
     expect(acq.advance()).toBe(BLOCKED);
     expect(acq.c).toBe(BLACK);
@@ -91,7 +91,7 @@ describe('what the scan tells a polling waiter', () => {
 
     const fresh = queue((b) => new ReferenceCells(b));
     fresh.store(slotBase(0) + S.CHOOSING, 1);
-    const waiting = new Acquirer(fresh, 5, undefined);
+    const waiting = new Acquirer(fresh, 5, undefined, fresh.load(H.CAPACITY));
     waiting.begin();
     expect(waiting.advance()).toBe(BLOCKED);
     expect(waiting.blockCell).toBe(slotBase(0) + S.CHOOSING);
@@ -102,8 +102,8 @@ describe('what the scan tells a polling waiter', () => {
   test('with loadMany the doorway and the choice of where to sleep read the tickets in one call, with the same result', () => {
     const plain = queue((b) => new CountingCells(b));
     const many = queue((b) => new ManyCells(b));
-    const a = new Acquirer(plain, 5, undefined);
-    const b = new Acquirer(many, 5, undefined);
+    const a = new Acquirer(plain, 5, undefined, plain.load(H.CAPACITY));
+    const b = new Acquirer(many, 5, undefined, many.load(H.CAPACITY));
     a.begin();
     b.begin();
     expect(a.advance()).toBe(BLOCKED);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { type Identity, openOn } from '../src/index.js';
+import { H, type Identity, openOn, packTicket, S, slotBase } from '../src/index.js';
 import { createReferenceCells } from '../src/reference.js';
 
 /** A backend over the reference memory whose participants die when the test says so. */
@@ -78,5 +78,73 @@ describe('reapDead()', () => {
     const a = open();
     a.mutex.close();
     expect(() => a.mutex.reapDead()).toThrow(expect.objectContaining({ code: 'BAKERY_CLOSED' }));
+  });
+});
+
+describe('damage that passes validation never wedges the lock or lets two in', () => {
+  test('HIGH_WATER lowered below a live participant: its next doorway raises it back, so the others see it again', () => {
+    const cells = createReferenceCells(4);
+    const a = openOn({ cells });
+    const b = openOn({ cells });
+    expect(b.slot).toBe(1);
+    cells.store(H.HIGH_WATER, 1); // hides b from a's scans
+    expect(a.inspect().anomalies).toContain('slot 1 is in use above HIGH_WATER 1');
+    const lease = b.lockSync();
+    expect(cells.load(H.HIGH_WATER)).toBe(2);
+    // Without the repair a would scan slot 0 only and take the lock while b holds it.
+    expect(a.tryLock()).toBeNull();
+    lease.release();
+    a.lockSync().release();
+    expect(a.inspect().anomalies).toEqual([]);
+    a.close();
+    b.close();
+  });
+
+  test('HIGH_WATER far above the capacity: scans, reapDead and inspect stay within the slots', () => {
+    const cells = createReferenceCells(4);
+    const a = openOn({ cells });
+    cells.store(H.HIGH_WATER, 2 ** 30);
+    a.lockSync().release();
+    const l = a.tryLock();
+    expect(l).not.toBeNull();
+    l!.release();
+    const t0 = performance.now();
+    expect(a.inspect().anomalies).toContain(`HIGH_WATER ${2 ** 30} is outside 0..4`);
+    a.reapDead();
+    expect(performance.now() - t0).toBeLessThan(1000); // a loop to 2^30 would take seconds
+    a.close();
+  });
+
+  test('a ticket and CHOOSING left on a free slot are flagged, cleared by a stuck waiter after staleAfterMs, and by reapDead()', () => {
+    const cells = createReferenceCells(4);
+    const a = openOn({ cells }, { staleAfterMs: 40 });
+    const b = openOn({ cells });
+    b.close(); // slot 1 free again, below HIGH_WATER
+    const colour = cells.load(H.COLOUR);
+    cells.store(slotBase(1) + S.TICKET, packTicket(1, colour)); // a phantom competitor
+    expect(a.inspect().anomalies).toContain('slot 1 is free but has a ticket left on it');
+    const lease = a.lockSync({ timeout: 5_000 }); // waits behind it, then clears it
+    lease.release();
+    expect(cells.load(slotBase(1) + S.TICKET)).toBe(0);
+    expect(cells.load(slotBase(1) + S.OWNER)).toBe(0);
+    cells.store(slotBase(1) + S.CHOOSING, 1);
+    expect(a.reapDead()).toBe(1);
+    expect(cells.load(slotBase(1) + S.CHOOSING)).toBe(0);
+    expect(a.inspect().anomalies).toEqual([]);
+    a.close();
+  });
+
+  test('a HOLDER, COLOUR or OWNER_DIED out of range is flagged by inspect', () => {
+    const cells = createReferenceCells(2);
+    const a = openOn({ cells });
+    cells.store(H.HOLDER, 9);
+    cells.store(H.COLOUR, 5);
+    cells.store(H.OWNER_DIED, 7);
+    expect(a.inspect().anomalies).toEqual([
+      'HOLDER 9 names no claimed slot',
+      'COLOUR 5 is neither 0 nor 1',
+      'OWNER_DIED 7 is not 0, 1 or 2',
+    ]);
+    a.close();
   });
 });
