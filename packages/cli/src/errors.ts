@@ -14,12 +14,24 @@ export const EXIT = {
   BAD_LOCK: 4,
   /** Permission denied: the lock or the process belongs to another user. */
   PERMISSION: 5,
-  /** `bakery reap` could not join the lock: every slot is held by a live participant. */
+  /**
+   * `bakery reap` or `bakery mark-consistent` could not join the lock: every slot is held by a
+   * live participant (`BAKERY_NO_FREE_SLOT`).
+   */
   BUSY: 6,
+  /** `bakery mark-consistent` did not get the lock within `--timeout` ms (`BAKERY_TIMEOUT`). */
+  TIMEOUT: 7,
+  /** `bakery rm` refused: the lock has live participants (`BAKERY_IN_USE`; `--force` overrides). */
+  IN_USE: 8,
 } as const;
 
 /** Codes of the errors the CLI raises itself (library errors keep their own `BAKERY_*` code). */
-export type CliErrorCode = 'BAKERY_USAGE' | 'BAKERY_NOT_FOUND' | 'BAKERY_PERMISSION';
+export type CliErrorCode =
+  | 'BAKERY_USAGE'
+  | 'BAKERY_NOT_FOUND'
+  | 'BAKERY_PERMISSION'
+  /** `bakery rm` refused to remove a lock that live processes take part in. */
+  | 'BAKERY_IN_USE';
 
 /** An error of the `bakery` command, with a stable `code` and the exit code it maps to. */
 export class CliError extends Error {
@@ -54,6 +66,10 @@ export function exitCodeFor(err: unknown): number {
       return EXIT.PERMISSION;
     case 'BAKERY_NO_FREE_SLOT':
       return EXIT.BUSY;
+    case 'BAKERY_TIMEOUT':
+      return EXIT.TIMEOUT;
+    case 'BAKERY_IN_USE':
+      return EXIT.IN_USE;
     default:
       return EXIT.FAILURE;
   }

@@ -20,19 +20,51 @@ const yesNo = (v: boolean | null) => (v === null ? '-' : v ? 'yes' : 'NO');
 
 function holderText(v: LockView): string {
   if (v.holder === null) return 'none';
+  if (v.holder.outOfRange) {
+    return `HOLDER cell ${v.raw.holder}: OUT OF RANGE (no slot ${v.holder.slot} below high-water ${v.highWater})`;
+  }
   const who = v.holder.pid === null ? 'a freed slot' : `pid ${v.holder.pid}`;
   const state = v.holder.alive === false ? ', DEAD' : v.holder.alive ? ', alive' : '';
   return `slot ${v.holder.slot} (${who}${state})`;
 }
 
-/** Human-readable text of one lock: header lines and a slot table. */
-export function formatLock(title: string, v: LockView): string {
+function colourText(v: LockView): string {
+  return v.colour ?? `${v.raw.colour} (COLOUR cell OUT OF RANGE: not 0 white or 1 black)`;
+}
+
+/** What to run on a poisoned lock: with its name when it has one. */
+const markHint = (name?: string) =>
+  `run \`bakery mark-consistent ${name ?? '<name>'}\` after repairing the data`;
+
+/**
+ * The owner-died state in words; a poisoned lock (`not-recoverable`) says so plainly, with the
+ * way out. `name` (a named lock's) goes into the hint.
+ */
+export function ownerDiedText(v: LockView, name?: string): string {
+  const odd = v.outOfRange.includes('ownerDied')
+    ? ` (OWNER_DIED cell ${v.raw.ownerDied} OUT OF RANGE, read as not recoverable)`
+    : '';
+  switch (v.ownerDied) {
+    case 'consistent':
+      return 'consistent';
+    case 'owner-died':
+      return 'owner-died (a holder died; the next acquirer gets lease.ownerDied)';
+    default:
+      return `NOT RECOVERABLE${odd} — every acquirer gets BAKERY_NOT_RECOVERABLE; ${markHint(name)}`;
+  }
+}
+
+/**
+ * Human-readable text of one lock: header lines and a slot table. `name` is the lock's name
+ * when it is a named lock (used in hints such as `bakery mark-consistent <name>`).
+ */
+export function formatLock(title: string, v: LockView, name?: string): string {
   const lines = [
     title,
-    `  layout v${v.layoutVersion} · capacity ${v.capacity} · high-water ${v.highWater} · colour ${v.colour}`,
+    `  layout v${v.layoutVersion} · capacity ${v.capacity} · high-water ${v.highWater} · colour ${colourText(v)}`,
     `  access        ${accessText(v)}`,
     `  holder        ${holderText(v)}`,
-    `  owner-died    ${v.ownerDied}`,
+    `  owner-died    ${ownerDiedText(v, name)}`,
     `  acquisitions  ${v.acquisitions} · max ticket ${v.maxTicket}`,
     `  participants  ${v.participants} (${v.dead} dead) · waiters ${v.waiters}`,
   ];
@@ -54,6 +86,19 @@ export function formatLock(title: string, v: LockView): string {
     lines.push('', table(rows).replace(/^/gm, '  '));
   }
   if (v.dead > 0) lines.push('', '  dead owners: `bakery reap` frees their slots now');
+  if (v.outOfRange.length > 0) {
+    lines.push(
+      '',
+      `  out of range: ${v.outOfRange.join(', ')} — shown as stored; this header was not written by bakery (or is torn)`,
+    );
+  }
+  if (v.anomalies.length > 0) {
+    lines.push(
+      '',
+      '  anomalies (states no correct participant writes; `bakery reap` clears stray state on free slots):',
+    );
+    for (const a of v.anomalies) lines.push(`    - ${a}`);
+  }
   return lines.join('\n');
 }
 
@@ -69,8 +114,18 @@ export function formatList(dir: string, locks: ListEntry[]): string {
     const holder =
       l.holder === null
         ? '-'
-        : `${l.holder.pid ?? '?'}${l.holder.alive === false ? ' (dead)' : ''}`;
-    const state = [l.ownerDied, l.dead > 0 ? `${l.dead} dead` : ''].filter(Boolean).join(', ');
+        : l.holder.outOfRange
+          ? `? (HOLDER ${l.raw.holder})`
+          : `${l.holder.pid ?? '?'}${l.holder.alive === false ? ' (dead)' : ''}`;
+    const state = [
+      l.ownerDied === 'not-recoverable'
+        ? `NOT RECOVERABLE (bakery mark-consistent ${l.name})`
+        : l.ownerDied,
+      l.dead > 0 ? `${l.dead} dead` : '',
+      l.outOfRange.length > 0 ? `OUT OF RANGE: ${l.outOfRange.join(', ')}` : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
     rows.push([
       l.name,
       accessText(l),
@@ -87,6 +142,12 @@ export function formatList(dir: string, locks: ListEntry[]): string {
 /** Human-readable text of `bakery inspect --pid`. */
 export function formatProcess(pid: number, locks: ProcessLock[]): string {
   return locks
-    .map((l) => formatLock(`process ${pid}, fd ${l.fd} → ${l.target} (${l.kind})`, l))
+    .map((l) =>
+      formatLock(
+        `process ${pid}, fd ${l.fd} → ${l.target} (${l.kind})`,
+        l,
+        l.kind === 'shm' ? /\/bakery\.([^/]+?)(?: \(deleted\))?$/.exec(l.target)?.[1] : undefined,
+      ),
+    )
     .join('\n\n');
 }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import {
   BakeryError,
   type Cells,
+  H,
   type Identity,
   type Snapshot,
   snapshot,
@@ -55,12 +56,35 @@ export interface LockView {
    * a registry lock (@bakery/shm without @bakery/native).
    */
   access: 'mapped' | 'pure-js';
-  /** The shared Black-White colour. */
-  colour: 'white' | 'black';
+  /**
+   * The shared Black-White colour; null when the COLOUR cell holds neither 0 (white) nor 1
+   * (black) — then `raw.colour` has the stored value and `outOfRange` lists `'colour'`.
+   */
+  colour: 'white' | 'black' | null;
   highWater: number;
-  /** The holder's slot, pid and liveness; null when the lock is free. */
-  holder: { slot: number; pid: number | null; alive: boolean | null } | null;
+  /**
+   * The holder's slot, pid and liveness; null when the lock is free (HOLDER cell 0). When the
+   * HOLDER cell names no slot below the high-water mark, `slot` is the stored value minus one,
+   * `pid` and `alive` are null, and `outOfRange` is true (and listed in {@link LockView.outOfRange}).
+   */
+  holder: { slot: number; pid: number | null; alive: boolean | null; outOfRange?: true } | null;
+  /**
+   * The owner-died state: `'not-recoverable'` means the lock is poisoned (a holder died and its
+   * successor released without marking the data consistent): every acquirer gets
+   * `BAKERY_NOT_RECOVERABLE` until `bakery mark-consistent <name>`. A stored value other than
+   * 0, 1, 2 reads as `'not-recoverable'`, as core reads it, and is listed in `outOfRange`.
+   */
   ownerDied: Snapshot['ownerDied'];
+  /** The HOLDER, COLOUR and OWNER_DIED header cells exactly as stored. */
+  raw: { holder: number; colour: number; ownerDied: number };
+  /**
+   * Header cells whose stored value is out of range — HOLDER not 0 and not slot + 1 of a slot
+   * below the high-water mark, COLOUR not 0/1, OWNER_DIED not 0/1/2. Empty for a sound lock;
+   * anything here means the memory was written by something other than bakery (or is torn).
+   */
+  outOfRange: Array<'holder' | 'colour' | 'ownerDied'>;
+  /** Core's list of impossible states in this lock (see `Snapshot.anomalies` of @bakery/core). */
+  anomalies: string[];
   acquisitions: number;
   maxTicket: number;
   /** Claimed slots. */
@@ -72,16 +96,51 @@ export interface LockView {
   slots: SlotView[];
 }
 
+/** The header cells {@link viewOf} shows as stored (see {@link LockView.raw}). */
+export interface RawHeader {
+  /** HOLDER: slot + 1 of the holder, 0 when free. */
+  holder: number;
+  /** COLOUR: 0 white, 1 black. */
+  colour: number;
+  /** OWNER_DIED: 0 consistent, 1 owner died, 2 not recoverable. */
+  ownerDied: number;
+}
+
+/** Read the {@link RawHeader} cells of a lock. */
+export function rawHeader(cells: Cells): RawHeader {
+  return {
+    holder: cells.load(H.HOLDER),
+    colour: cells.load(H.COLOUR),
+    ownerDied: cells.load(H.OWNER_DIED),
+  };
+}
+
 /**
  * Turn a snapshot into a {@link LockView}, asking `alive` about every owner (with the slot it
  * was read from). The default is the pid-based `isAlive` of `@bakery/core/node`; {@link
- * readLock} passes one that also asks a mapped lock's leases.
+ * readLock} passes one that also asks a mapped lock's leases. `raw` are the header cells as
+ * stored, read just before the snapshot (see {@link rawHeader}); holder, colour and owner-died
+ * state are shown from them. Without it they are derived from the snapshot, which has already
+ * mapped them, so nothing can show as out of range.
  */
 export function viewOf(
   snap: Snapshot,
   where: string,
   alive: (owner: Identity, slot: number) => boolean = isAlive,
+  raw?: RawHeader,
 ): LockView {
+  const stored: RawHeader = raw ?? {
+    holder: snap.holder === null ? 0 : snap.holder + 1,
+    colour: snap.colour === 'black' ? 1 : 0,
+    ownerDied: snap.ownerDied === 'consistent' ? 0 : snap.ownerDied === 'owner-died' ? 1 : 2,
+  };
+  const outOfRange: LockView['outOfRange'] = [];
+  // Core maps HOLDER to HOLDER - 1 whatever it is; only a slot it scanned can be the holder.
+  const holderSlot = stored.holder === 0 ? null : stored.holder - 1;
+  const holderOk = holderSlot === null || snap.slots.some((x) => x.slot === holderSlot);
+  if (!holderOk) outOfRange.push('holder');
+  if (stored.colour !== 0 && stored.colour !== 1) outOfRange.push('colour');
+  if (stored.ownerDied < 0 || stored.ownerDied > 2) outOfRange.push('ownerDied');
   const slots: SlotView[] = snap.slots.map((s) => ({
     slot: s.slot,
     pid: s.owner?.pid ?? null,
@@ -92,21 +151,31 @@ export function viewOf(
     ticket: s.ticket,
     colour: s.colour,
     sleepers: s.sleepers,
-    holder: s.slot === snap.holder,
+    holder: holderOk && s.slot === holderSlot,
   }));
-  const h = snap.holder === null ? undefined : slots[snap.holder];
+  const h = holderSlot === null || !holderOk ? undefined : slots.find((x) => x.slot === holderSlot);
   return {
     path: where,
     layoutVersion: snap.layoutVersion,
     capacity: snap.capacity,
     access: snap.access === 'positional' ? 'pure-js' : 'mapped',
-    colour: snap.colour,
+    colour: stored.colour === 0 ? 'white' : stored.colour === 1 ? 'black' : null,
     highWater: snap.highWater,
     holder:
-      snap.holder === null
+      holderSlot === null
         ? null
-        : { slot: snap.holder, pid: h?.pid ?? null, alive: h?.alive ?? null },
-    ownerDied: snap.ownerDied,
+        : holderOk
+          ? { slot: holderSlot, pid: h?.pid ?? null, alive: h?.alive ?? null }
+          : { slot: holderSlot, pid: null, alive: null, outOfRange: true },
+    ownerDied:
+      stored.ownerDied === 0
+        ? 'consistent'
+        : stored.ownerDied === 1
+          ? 'owner-died'
+          : 'not-recoverable',
+    raw: stored,
+    outOfRange,
+    anomalies: snap.anomalies,
     acquisitions: snap.acquisitions,
     maxTicket: snap.maxTicket,
     participants: slots.filter((s) => s.pid !== null).length,
@@ -155,6 +224,16 @@ function ownerJudge(
   };
 }
 
+/** What a non-regular file is, for messages: "a FIFO", "a directory", … */
+export function fileKind(st: fs.Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSocket()) return 'a socket';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return st.isFile() ? 'a regular file' : 'not a regular file';
+}
+
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
@@ -162,7 +241,9 @@ function errno(err: unknown): string | undefined {
 /**
  * Read the lock in `file` without taking part: opened read-only, validated (reads only), one
  * snapshot. `follow` allows a symbolic link (the magic links of /proc/<pid>/fd); lock files in
- * the shm directory are opened with O_NOFOLLOW, like the library does.
+ * the shm directory are opened with O_NOFOLLOW, like the library does. The open is always
+ * O_NONBLOCK, so a FIFO (or anything else that is not a regular file) planted at the path
+ * fails at once with `BAKERY_BAD_LAYOUT` instead of waiting for a writer.
  *
  * Owners are judged alive or dead with the per-slot leases of a mapped lock where @bakery/native
  * loads (an OFD lock query, F_OFD_GETLK, through the same read-only fd: nothing is locked or
@@ -172,10 +253,13 @@ function errno(err: unknown): string | undefined {
 export function readLock(file: string, follow = false): LockView {
   let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | (follow ? 0 : fs.constants.O_NOFOLLOW));
+    fd = fs.openSync(
+      file,
+      fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | (follow ? 0 : fs.constants.O_NOFOLLOW),
+    );
   } catch (err) {
     const code = errno(err);
-    if (code === 'ENOENT')
+    if (code === 'ENOENT' || code === 'ENOTDIR')
       throw new CliError('BAKERY_NOT_FOUND', `no lock at ${file}`, { cause: err });
     if (code === 'EACCES' || code === 'EPERM')
       throw new CliError('BAKERY_PERMISSION', `cannot read ${file}: permission denied`, {
@@ -185,19 +269,27 @@ export function readLock(file: string, follow = false): LockView {
       throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is a symbolic link, not a lock file`, {
         cause: err,
       });
+    if (code === 'ENXIO')
+      throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is a socket, not a lock file`, {
+        cause: err,
+      });
     throw new BakeryError('BAKERY_IO', `cannot open ${file}: ${(err as Error).message}`, {
       cause: err,
     });
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is not a regular file`);
+    if (!st.isFile())
+      throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is ${fileKind(st)}, not a lock file`);
     if (st.size % 4 !== 0)
       throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is ${st.size} bytes: not a bakery lock`);
     const cells = new ShmCells(fd, st.size / 4, undefined, file);
     validateLayout(cells);
+    // Before the snapshot: HIGH_WATER only grows, so a holder read now is below the high-water
+    // mark the snapshot reads next — a live lock never shows a spurious out-of-range holder.
+    const raw = rawHeader(cells);
     const snap = snapshot(cells);
-    return viewOf(snap, file, ownerJudge(cells, fd, snap.access === 'atomic'));
+    return viewOf(snap, file, ownerJudge(cells, fd, snap.access === 'atomic'), raw);
   } finally {
     fs.closeSync(fd);
   }

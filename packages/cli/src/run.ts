@@ -1,5 +1,13 @@
 import { parseArgs } from 'node:util';
-import { inspectLock, inspectProcess, listLocks, reapLock, removeLock } from './commands.js';
+import {
+  inspectLock,
+  inspectProcess,
+  listLocks,
+  MARK_CONSISTENT_TIMEOUT,
+  markConsistentLock,
+  reapLock,
+  removeLock,
+} from './commands.js';
 import { CliError, codeOf, EXIT, exitCodeFor } from './errors.js';
 import { formatList, formatLock, formatProcess } from './format.js';
 
@@ -24,16 +32,21 @@ commands:
   inspect <name>       show a named lock: holder, slots, owners and whether they live
   inspect --pid <pid>  show the memfd (@bakery/mmap) and named locks a process has open
   reap <name>          free the slots of dead owners now (a dead holder's lock is handed on)
-  rm <name>            remove a named lock (processes that have it open keep using it)
+  mark-consistent <name>
+                       clear a poisoned (NOT RECOVERABLE) lock once its data is repaired
+  rm <name>            remove a named lock; refused while live processes use it (--force)
   help [command]       show help for a command
 
 Every command takes --json and --help. Exit codes: 0 ok, 1 failure, 2 usage, 3 not found,
-4 not a bakery lock, 5 permission denied, 6 no free slot (reap).`,
+4 not a bakery lock, 5 permission denied / another user's, 6 no free slot (reap,
+mark-consistent), 7 timed out (mark-consistent), 8 in use (rm without --force).`,
   ls: `usage: bakery ls [--dir DIR] [--json]
 
 List the named locks (files bakery.<name>) in the shm directory: name, access (mapped or
-pure JS), capacity, participants, holder (pid), waiters, and the owner-died state. Reads only;
-takes no slot.
+pure JS), capacity, participants, holder (pid), waiters, and the state: owner-died state
+(a poisoned lock reads NOT RECOVERABLE), dead owners, header cells out of range. A file that
+is not a lock (junk, a FIFO, unreadable) is listed with its error. Reads only; takes no slot.
+A missing --dir (or $BAKERY_SHM_DIR), or not a directory, is exit 3; an unreadable one exit 5.
 
 ${DIR}
 ${COMMON}`,
@@ -45,6 +58,11 @@ largest ticket) and every claimed slot: owner pid and thread, alive?, choosing, 
 sleepers. Access is "mapped" (atomics, futex wake-ups, per-slot leases) or "pure JS" (one
 pread/pwrite per cell). In a mapped lock, alive? follows the owner's lease (a dead owner reads
 as dead even in another pid namespace); otherwise the pid check. Reads only; takes no slot.
+
+A poisoned lock (a holder died and its successor released without marking the data
+consistent) shows owner-died NOT RECOVERABLE: run bakery mark-consistent <name> after
+repairing the data. A HOLDER, COLOUR or OWNER_DIED header cell holding a value bakery never
+writes is shown as stored and flagged OUT OF RANGE (JSON: raw, outOfRange).
 
 With --pid, finds the locks process <pid> has open through /proc/<pid>/fd — an @bakery/mmap
 memfd ("memfd:bakery") or a named lock file — and shows each.
@@ -61,12 +79,31 @@ Participants reap on their own after staleAfterMs; this is for doing it now.
 
 ${DIR}
 ${COMMON}`,
+  'mark-consistent': `usage: bakery mark-consistent <name> [--timeout MS] [--dir DIR] [--json]
+
+Clear a poisoned lock: one whose holder died and whose next holder released it without
+marking the protected data consistent, so that every acquirer now gets
+BAKERY_NOT_RECOVERABLE. Repair the data first; then this joins the lock for a moment, takes
+it (waiting at most --timeout ms for a live holder; a dead holder is reaped), marks it
+consistent, releases it and leaves. Says whether there was anything to clear (a lock flagged
+owner-died is cleared too; a consistent one is left as it was).
+
+Exit 0 when done (cleared or nothing to clear), 3 no such lock, 6 no free slot to join
+with, 7 a live holder kept the lock for --timeout ms (nothing changed).
+
+  --timeout MS   how long to wait for the lock (default ${MARK_CONSISTENT_TIMEOUT})
+${DIR}
+${COMMON}`,
   rm: `usage: bakery rm <name> [--force] [--dir DIR] [--json]
 
-Remove a named lock, like shm_unlink: processes that have it open keep using the old file;
-the next openMutex(name) creates a fresh lock. A missing lock is exit 3 unless --force.
+Remove a named lock, like shm_unlink. Refused (exit 8, BAKERY_IN_USE) while the lock has live
+participants — they are listed, pid and holder — because they would keep using the removed
+file while the next openMutex(name) creates a fresh lock: two locks under one name. Dead
+participants do not count. Also refused: a file of another user (exit 5), something that is
+not a regular file, such as a FIFO (exit 4). A missing lock is exit 3. A regular file that is
+not a lock of this version is removed, with a warning.
 
-  -f, --force    succeed when there is no such lock
+  -f, --force    remove it anyway (with a warning on stderr), and succeed when there is none
 ${DIR}
 ${COMMON}`,
 };
@@ -127,6 +164,7 @@ export function run(argv: string[], io: Io = defaultIo): number {
       ls: ['dir'],
       inspect: ['dir', 'pid'],
       reap: ['dir'],
+      'mark-consistent': ['dir', 'timeout'],
       rm: ['dir', 'force'],
     };
     for (const k of Object.keys(v)) {
@@ -155,20 +193,35 @@ export function run(argv: string[], io: Io = defaultIo): number {
         } else {
           const r = inspectLock(oneName(command, positionals), { dir });
           data = r;
-          text = formatLock(`lock ${r.name} (${r.path})`, r);
+          text = formatLock(`lock ${r.name} (${r.path})`, r, r.name);
         }
         break;
       }
       case 'reap': {
         const r = reapLock(oneName(command, positionals), { dir });
         data = r;
-        text = `reaped ${r.reaped} dead owner${r.reaped === 1 ? '' : 's'}\n\n${formatLock(`lock ${r.name} (${r.path})`, r)}`;
+        text = `reaped ${r.reaped} dead owner${r.reaped === 1 ? '' : 's'}\n\n${formatLock(`lock ${r.name} (${r.path})`, r, r.name)}`;
+        break;
+      }
+      case 'mark-consistent': {
+        let timeout: number | undefined;
+        if (v.timeout !== undefined) {
+          if (!/^\d+$/.test(v.timeout))
+            throw usage(`--timeout needs a number of milliseconds, got ${v.timeout}`);
+          timeout = Number(v.timeout);
+        }
+        const r = markConsistentLock(oneName(command, positionals), { dir, timeout });
+        data = r;
+        text = r.cleared
+          ? `lock ${r.name} was ${r.was === 'owner-died' ? 'flagged owner-died' : 'poisoned (NOT RECOVERABLE)'}; it is marked consistent now, and the next acquirer takes it normally`
+          : `lock ${r.name}: nothing to clear (it was consistent)`;
         break;
       }
       default: {
         const r = removeLock(oneName(command, positionals), { dir, force: v.force });
         data = r;
         text = r.removed ? `removed ${r.path}` : `no lock at ${r.path}`;
+        if (!json) for (const w of r.warnings) io.err(`bakery: warning: ${w}`);
         break;
       }
     }
@@ -194,6 +247,7 @@ function parse(args: string[]) {
       dir: { type: 'string' },
       pid: { type: 'string' },
       force: { type: 'boolean', short: 'f' },
+      timeout: { type: 'string' },
     },
   });
 }

@@ -1,6 +1,14 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,13 +44,24 @@ afterEach(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Run the built `bakery` executable. */
+/**
+ * Run the built `bakery` executable. A run that hangs is killed after 30 s (then `code` is
+ * null and `signal` says so), so a regression fails the test instead of hanging it.
+ */
 function bakery(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], {
+  return runAs([], ...args);
+}
+
+/** Run `bakery` under a wrapper command (e.g. `setpriv …`); no wrapper runs it directly. */
+function runAs(prefix: string[], ...args: string[]) {
+  const argv = [...prefix, process.execPath, bin, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), {
     env: { ...process.env, BAKERY_SHM_DIR: dir },
     encoding: 'utf8',
+    timeout: 30_000,
   });
-  return { code: r.status, out: r.stdout, err: r.stderr };
+  if (r.error !== undefined && r.signal === null) throw r.error; // could not run it at all
+  return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
 }
 
 function json(...args: string[]) {
@@ -166,10 +185,17 @@ describe('bakery inspect --pid', () => {
 });
 
 describe('bakery rm, ls, errors and help', () => {
-  test('rm removes a lock; removing it again is exit 3 unless --force', async () => {
-    const { child } = await start('hold-shm.mjs', ['gone'], 'held');
+  test('rm removes a lock whose only participant is dead; removing it again is exit 3 unless --force', async () => {
+    const { child, exited } = await start('hold-shm.mjs', ['gone'], 'held');
     child.kill('SIGKILL');
-    expect(json('rm', 'gone')).toMatchObject({ name: 'gone', removed: true });
+    await exited; // reaped by Node: no zombie left to look alive
+    expect(json('inspect', 'gone')).toMatchObject({ participants: 1, dead: 1 });
+    expect(json('rm', 'gone')).toMatchObject({
+      name: 'gone',
+      removed: true,
+      participants: [],
+      warnings: [],
+    });
     expect(bakery('inspect', 'gone').code).toBe(3);
     expect(bakery('rm', 'gone').code).toBe(3);
     expect(json('rm', 'gone', '--force').removed).toBe(false);
@@ -198,6 +224,10 @@ describe('bakery rm, ls, errors and help', () => {
       ['ls', '--pid', '1'],
       ['inspect', '--pid', 'x'],
       ['rm', '--bogus', 'a'],
+      ['rm', 'a', '--timeout', '5'],
+      ['mark-consistent'],
+      ['mark-consistent', 'a', '--timeout', 'soon'],
+      ['mark-consistent', 'a', '--timeout', '-1'],
     ]) {
       const r = bakery(...args, '--json');
       expect(r.code, args.join(' ')).toBe(2);
@@ -210,7 +240,7 @@ describe('bakery rm, ls, errors and help', () => {
   });
 
   test('every command has --help', () => {
-    for (const c of ['ls', 'inspect', 'reap', 'rm']) {
+    for (const c of ['ls', 'inspect', 'reap', 'mark-consistent', 'rm']) {
       const r = bakery(c, '--help');
       expect(r.code).toBe(0);
       expect(r.out).toContain(`usage: bakery ${c}`);
@@ -411,5 +441,344 @@ describe('access modes and liveness through the per-slot leases', () => {
     expect(dead.dead).toBe(1);
     expect(bakery('inspect', 'namespaced').out).toContain('slot 0 (pid 1, DEAD)');
     expect(json('reap', 'namespaced')).toMatchObject({ reaped: 1, holder: null, dead: 0 });
+  });
+});
+
+/** The code of what `fn` throws (fails the test when it does not throw). */
+function thrownCode(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  throw new Error('expected a throw');
+}
+
+describe('bakery mark-consistent', () => {
+  test('clears a real poisoned lock: a SIGKILLed holder, a successor that released without markConsistent; inspect and ls show NOT RECOVERABLE before', async () => {
+    const holder = await start('hold-shm.mjs', ['poisoned'], 'held');
+    holder.child.kill('SIGKILL');
+    await holder.exited;
+    const m = openMutex('poisoned', { dir });
+    try {
+      const lease = m.lockSync({ timeout: 20_000 }); // reaps the dead holder after staleAfterMs
+      expect(lease.ownerDied).toBe(true);
+      lease.release(); // without markConsistent: the lock is poisoned for everyone
+      expect(thrownCode(() => m.lockSync({ timeout: 5_000 }))).toBe('BAKERY_NOT_RECOVERABLE');
+    } finally {
+      m.close();
+    }
+    const other = openMutex('poisoned', { dir });
+    expect(thrownCode(() => other.lockSync({ timeout: 5_000 }))).toBe('BAKERY_NOT_RECOVERABLE');
+    other.close();
+
+    const before = json('inspect', 'poisoned');
+    expect(before).toMatchObject({ ownerDied: 'not-recoverable', holder: null, outOfRange: [] });
+    expect(before.raw.ownerDied).toBe(2);
+    const text = bakery('inspect', 'poisoned').out;
+    expect(text).toContain(
+      'owner-died    NOT RECOVERABLE — every acquirer gets BAKERY_NOT_RECOVERABLE; run `bakery mark-consistent poisoned` after repairing the data',
+    );
+    expect(bakery('ls').out).toMatch(
+      /^poisoned +\S.* +NOT RECOVERABLE \(bakery mark-consistent poisoned\)/m,
+    );
+
+    const r = bakery('mark-consistent', 'poisoned');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(
+      'lock poisoned was poisoned (NOT RECOVERABLE); it is marked consistent',
+    );
+    expect(json('inspect', 'poisoned')).toMatchObject({ ownerDied: 'consistent', holder: null });
+    const healed = openMutex('poisoned', { dir });
+    const lease = healed.lockSync({ timeout: 5_000 });
+    expect(lease.ownerDied).toBe(false);
+    lease.release();
+    healed.close();
+
+    // Nothing left to clear: still exit 0, and it says so.
+    expect(json('mark-consistent', 'poisoned')).toEqual({
+      name: 'poisoned',
+      path: join(dir, 'bakery.poisoned'),
+      cleared: false,
+      was: 'consistent',
+      ownerDied: 'consistent',
+    });
+    expect(bakery('mark-consistent', 'poisoned').out).toContain('nothing to clear');
+    rmSync(join(dir, 'bakery.poisoned'));
+  });
+
+  test('a live holder is exit 7 BAKERY_TIMEOUT after --timeout, and nothing changes; a missing lock is exit 3', async () => {
+    const holder = await start('hold-shm.mjs', ['busy'], 'held');
+    const t0 = Date.now();
+    const r = bakery('mark-consistent', 'busy', '--timeout', '300', '--json');
+    expect(r.code).toBe(7);
+    const err = JSON.parse(r.err).error;
+    expect(err.code).toBe('BAKERY_TIMEOUT');
+    expect(err.message).toContain(`held by pid ${holder.child.pid}`);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+    expect(json('inspect', 'busy')).toMatchObject({
+      holder: { slot: 0, pid: holder.child.pid, alive: true },
+      participants: 1, // the CLI's slot was freed again
+      ownerDied: 'consistent',
+    });
+    const missing = bakery('mark-consistent', 'no-such-lock', '--json');
+    expect(missing.code).toBe(3);
+    expect(JSON.parse(missing.err).error.code).toBe('BAKERY_NOT_FOUND');
+  });
+});
+
+describe('bakery rm refuses a lock with live participants', () => {
+  test('a live holder: rm is exit 8 BAKERY_IN_USE naming it, the file stays; rm --force removes it with a warning', async () => {
+    const holder = await start('hold-shm.mjs', ['inuse'], 'held');
+    const file = join(dir, 'bakery.inuse');
+    const r = bakery('rm', 'inuse', '--json');
+    expect(r.code).toBe(8);
+    const err = JSON.parse(r.err).error;
+    expect(err.code).toBe('BAKERY_IN_USE');
+    expect(err.message).toContain(`1 live participant: pid ${holder.child.pid} (holder, slot 0)`);
+    expect(existsSync(file)).toBe(true);
+    const text = bakery('rm', 'inuse');
+    expect(text.code).toBe(8);
+    expect(text.err).toContain(`pid ${holder.child.pid} (holder, slot 0)`);
+    expect(text.err).toContain('bakery rm --force inuse');
+    expect(existsSync(file)).toBe(true);
+
+    const forced = bakery('rm', 'inuse', '--force');
+    expect(forced.code).toBe(0);
+    expect(forced.out).toBe(`removed ${file}\n`);
+    expect(forced.err).toMatch(
+      /^bakery: warning: removed lock inuse while it had 1 live participant/,
+    );
+    expect(forced.err).toContain('two locks under one name');
+    expect(existsSync(file)).toBe(false);
+    // The holder keeps the old file: its fd on it now shows as deleted (the creator's fd is
+    // the one it initialised the file under a temporary name with).
+    expect(json('inspect', '--pid', String(holder.child.pid)).locks).toEqual([
+      expect.objectContaining({
+        kind: 'shm',
+        target: expect.stringMatching(/inuse.* \(deleted\)$/),
+        holder: expect.objectContaining({ pid: holder.child.pid, alive: true }),
+      }),
+    ]);
+  });
+
+  test('rm --force --json reports the participants it split off', async () => {
+    const holder = await start('hold-shm.mjs', ['inuse2'], 'held');
+    const r = json('rm', 'inuse2', '--force');
+    expect(r).toMatchObject({ removed: true });
+    expect(r.participants).toEqual([
+      expect.objectContaining({ slot: 0, pid: holder.child.pid, holder: true }),
+    ]);
+    expect(r.warnings).toHaveLength(1);
+  });
+});
+
+describe('no open blocks: a FIFO at a lock path', () => {
+  test('ls lists it as an error row; inspect, reap, mark-consistent and rm fail at once with exit 4; rm --force removes it', () => {
+    const fifo = join(dir, 'bakery.fifo');
+    const mk = spawnSync('mkfifo', [fifo]);
+    expect(mk.status).toBe(0);
+    try {
+      const ls = bakery('ls', '--json');
+      expect(ls.signal).toBeNull(); // not killed by the timeout: it did not hang
+      expect(ls.code).toBe(0);
+      expect(JSON.parse(ls.out).locks).toContainEqual({
+        name: 'fifo',
+        path: fifo,
+        error: { code: 'BAKERY_BAD_LAYOUT', message: `${fifo} is a FIFO, not a lock file` },
+      });
+      expect(bakery('ls').out).toMatch(/^fifo +- .*BAKERY_BAD_LAYOUT: .* is a FIFO/m);
+      for (const args of [
+        ['inspect', 'fifo'],
+        ['reap', 'fifo'],
+        ['mark-consistent', 'fifo'],
+        ['rm', 'fifo'],
+      ]) {
+        const r = bakery(...args, '--json');
+        expect(r.signal, args.join(' ')).toBeNull();
+        expect(r.code, args.join(' ')).toBe(4);
+        expect(JSON.parse(r.err).error.code).toBe('BAKERY_BAD_LAYOUT');
+      }
+      expect(existsSync(fifo)).toBe(true);
+      expect(readLockCode(fifo)).toBe('BAKERY_BAD_LAYOUT');
+      const forced = bakery('rm', 'fifo', '--force');
+      expect(forced.code).toBe(0);
+      expect(forced.err).toContain('is a FIFO, not a lock file; removed it anyway (--force)');
+      expect(existsSync(fifo)).toBe(false);
+    } finally {
+      rmSync(fifo, { force: true });
+    }
+  });
+});
+
+function readLockCode(file: string): string | undefined {
+  return thrownCode(() => readLock(file));
+}
+
+/** Why running as uid 65534 with setpriv is not possible here, or null when it is. */
+function cannotSetpriv(): string | null {
+  if (process.getuid?.() !== 0) return 'not root';
+  const p = spawnSync('setpriv', [...NOBODY, 'true']);
+  if (p.status !== 0) return `setpriv does not run: ${p.error?.message ?? `exit ${p.status}`}`;
+  return null;
+}
+const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+
+describe('exit codes as documented', () => {
+  test('ls --dir: a missing directory and a file are exit 3 BAKERY_NOT_FOUND', () => {
+    const missing = bakery('ls', '--dir', join(dir, 'no-such-dir'), '--json');
+    expect(missing.code).toBe(3);
+    expect(JSON.parse(missing.err).error.code).toBe('BAKERY_NOT_FOUND');
+    expect(JSON.parse(missing.err).error.message).toContain('ENOENT');
+    const file = join(dir, 'plain-file');
+    writeFileSync(file, 'x');
+    const notDir = bakery('ls', '--dir', file, '--json');
+    expect(notDir.code).toBe(3);
+    expect(JSON.parse(notDir.err).error.code).toBe('BAKERY_NOT_FOUND');
+    expect(JSON.parse(notDir.err).error.message).toContain('ENOTDIR');
+    // A lock "in" a file: no such lock either.
+    expect(bakery('inspect', 'x', '--dir', file).code).toBe(3);
+    rmSync(file);
+  });
+
+  test('ls and inspect of an unreadable directory (as another user) are exit 5 BAKERY_PERMISSION', (ctx) => {
+    const why = cannotSetpriv();
+    if (why !== null) {
+      console.warn(`skipped (needs root and setpriv to run as uid 65534): ${why}`);
+      ctx.skip();
+    }
+    const closed = mkdtempSync(join(tmpdir(), 'bakery-cli-closed-')); // 0700, root's
+    try {
+      openMutex('secret', { dir: closed, slots: 4 }).close();
+      const ls = runAs(['setpriv', ...NOBODY], 'ls', '--dir', closed, '--json');
+      expect(ls.code, ls.err).toBe(5);
+      expect(JSON.parse(ls.err).error).toMatchObject({ code: 'BAKERY_PERMISSION' });
+      expect(JSON.parse(ls.err).error.message).toContain('EACCES');
+      const inspect = runAs(['setpriv', ...NOBODY], 'inspect', 'secret', '--dir', closed, '--json');
+      expect(inspect.code, inspect.err).toBe(5);
+      expect(JSON.parse(inspect.err).error.code).toBe('BAKERY_PERMISSION');
+    } finally {
+      rmSync(closed, { recursive: true, force: true });
+    }
+  });
+
+  test("rm of another user's lock is exit 5 BAKERY_FOREIGN_OWNER and leaves it; --force removes it", (ctx) => {
+    if (process.getuid?.() !== 0) {
+      console.warn('skipped (needs root to chown a lock file to uid 65534): not root');
+      ctx.skip();
+    }
+    openMutex('foreign', { dir, slots: 4 }).close();
+    const file = join(dir, 'bakery.foreign');
+    chownSync(file, 65534, 65534);
+    const r = bakery('rm', 'foreign', '--json');
+    expect(r.code).toBe(5);
+    expect(JSON.parse(r.err).error.code).toBe('BAKERY_FOREIGN_OWNER');
+    expect(JSON.parse(r.err).error.message).toContain('belongs to uid 65534');
+    expect(existsSync(file)).toBe(true);
+    expect(json('inspect', 'foreign')).toMatchObject({ participants: 0 }); // reading is fine
+    const forced = json('rm', 'foreign', '--force');
+    expect(forced).toMatchObject({ removed: true, participants: [] });
+    expect(forced.warnings[0]).toContain('belongs to uid 65534');
+    expect(existsSync(file)).toBe(false);
+  });
+
+  test('as another user in a sticky directory: rm is exit 5 (FOREIGN_OWNER), and rm --force, which the kernel refuses, exit 5 (PERMISSION)', (ctx) => {
+    const why = cannotSetpriv();
+    if (why !== null) {
+      console.warn(`skipped (needs root and setpriv to run as uid 65534): ${why}`);
+      ctx.skip();
+    }
+    const shared = mkdtempSync(join(tmpdir(), 'bakery-cli-sticky-'));
+    try {
+      chmodSync(shared, 0o1777); // like /dev/shm
+      openMutex('roots', { dir: shared, slots: 4 }).close();
+      const r = runAs(['setpriv', ...NOBODY], 'rm', 'roots', '--dir', shared, '--json');
+      expect(r.code, r.err).toBe(5);
+      expect(JSON.parse(r.err).error.code).toBe('BAKERY_FOREIGN_OWNER');
+      const forced = runAs(['setpriv', ...NOBODY], 'rm', 'roots', '--force', '--dir', shared);
+      expect(forced.code, forced.err).toBe(5);
+      expect(forced.err).toContain('[BAKERY_PERMISSION]');
+      expect(existsSync(join(shared, 'bakery.roots'))).toBe(true);
+    } finally {
+      rmSync(shared, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('header cells shown as stored', () => {
+  /** A fresh 4-slot lock file with slot 0 claimed by this process, then `poke` applied. */
+  function poked(name: string, poke: Record<number, number>): string {
+    const file = join(dir, `bakery.${name}`);
+    writeFileSync(file, Buffer.alloc(bytesFor(4)));
+    const fd = fs.openSync(file, 'r+');
+    try {
+      const cells = new ShmCells(fd, cellsFor(4));
+      initLayout(cells, 4, ACCESS.POSITIONAL);
+      cells.store(slotBase(0) + S.OWNER, process.pid);
+      cells.store(H.HIGH_WATER, 1);
+      for (const [i, v] of Object.entries(poke)) cells.store(Number(i), v);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return file;
+  }
+
+  test('a HOLDER that names no slot below HIGH_WATER, a COLOUR not 0/1 and an OWNER_DIED not 0-2 are shown raw and flagged', () => {
+    poked('poked', { [H.HOLDER]: 99, [H.COLOUR]: 7, [H.OWNER_DIED]: 5 });
+    const v = json('inspect', 'poked');
+    expect(v.holder).toEqual({ slot: 98, pid: null, alive: null, outOfRange: true });
+    expect(v.colour).toBeNull();
+    expect(v.raw).toEqual({ holder: 99, colour: 7, ownerDied: 5 });
+    expect(v.outOfRange).toEqual(['holder', 'colour', 'ownerDied']);
+    expect(v.slots[0]).toMatchObject({ pid: process.pid, holder: false });
+    const text = bakery('inspect', 'poked').out;
+    expect(text).toContain('colour 7 (COLOUR cell OUT OF RANGE: not 0 white or 1 black)');
+    expect(text).toContain(
+      'holder        HOLDER cell 99: OUT OF RANGE (no slot 98 below high-water 1)',
+    );
+    expect(text).toContain(
+      'NOT RECOVERABLE (OWNER_DIED cell 5 OUT OF RANGE, read as not recoverable)',
+    );
+    expect(text).toContain('out of range: holder, colour, ownerDied — shown as stored');
+    expect(text).not.toContain('← holder');
+    expect(bakery('ls').out).toMatch(
+      /^poked +pure JS +4 +1 +\? \(HOLDER 99\) +0 +NOT RECOVERABLE .*OUT OF RANGE: holder, colour, ownerDied$/m,
+    );
+    rmSync(join(dir, 'bakery.poked'));
+  });
+
+  test('HOLDER of a slot at or above HIGH_WATER (though below capacity), or negative, is out of range; a sound header is not', () => {
+    const a = poked('above-hwm', { [H.HOLDER]: 2 }); // slot 1, but HIGH_WATER is 1
+    expect(readLock(a)).toMatchObject({
+      holder: { slot: 1, pid: null, alive: null, outOfRange: true },
+      outOfRange: ['holder'],
+      colour: 'white',
+    });
+    const b = poked('negative', { [H.HOLDER]: -5, [H.COLOUR]: 1 });
+    expect(readLock(b)).toMatchObject({
+      holder: { slot: -6, outOfRange: true },
+      outOfRange: ['holder'],
+      colour: 'black',
+    });
+    const c = poked('sound', { [H.HOLDER]: 1, [H.COLOUR]: 1, [H.OWNER_DIED]: 1 });
+    const v = readLock(c);
+    expect(v).toMatchObject({ colour: 'black', ownerDied: 'owner-died', outOfRange: [] });
+    expect(v.holder).toEqual({ slot: 0, pid: process.pid, alive: true });
+    expect(v.slots[0]?.holder).toBe(true);
+    for (const f of [a, b, c]) rmSync(f);
+  });
+
+  test('a ticket left on a free slot is listed as an anomaly by inspect, and bakery reap clears it', () => {
+    // Slot 2 (slot 1 is free and clean: the reaper claims that one for itself).
+    const file = poked('stray', { [H.HIGH_WATER]: 3, [slotBase(2) + S.TICKET]: 3 });
+    const before = json('inspect', 'stray');
+    expect(before.anomalies).toContain('slot 2 is free but has a ticket left on it');
+    expect(bakery('inspect', 'stray').out).toMatch(
+      /anomalies .*\n\s+- slot 2 is free but has a ticket left on it/,
+    );
+    const r = json('reap', 'stray');
+    expect(r.reaped).toBe(1);
+    expect(r.anomalies).toEqual([]);
+    rmSync(file);
   });
 });

@@ -554,6 +554,9 @@ export class BakeryMutex implements Mutex {
     const cells = this.#cells;
     const b = slotBase(this.#slot);
     const free = () => {
+      // Already zero after a release or withdrawal; a free slot must hold no protocol state.
+      if (cells.load(b + S.CHOOSING) !== 0) cells.store(b + S.CHOOSING, 0);
+      if (cells.load(b + S.TICKET) !== 0) cells.store(b + S.TICKET, 0);
       cells.store(b + S.OWNER_TID, 0);
       cells.store(b + S.OWNER_START_LO, 0);
       cells.store(b + S.OWNER_START_HI, 0);
@@ -782,6 +785,16 @@ export class BakeryMutex implements Mutex {
         // No lease yet (the backend sets it once one is held); a reaper from an older version
         // may have left it set.
         cells.store(b + S.OWNER_LEASE, 0);
+        // A free slot holds no protocol state unless something damaged it; whatever was left
+        // here is ours now, and dropping it is a withdrawal (wake whoever waited on it).
+        if (cells.load(b + S.CHOOSING) !== 0 || cells.load(b + S.TICKET) !== 0) {
+          cells.store(b + S.CHOOSING, 0);
+          cells.store(b + S.TICKET, 0);
+          if (cells.notify !== undefined) {
+            cells.notify(b + S.TICKET, Number.POSITIVE_INFINITY);
+            cells.notify(b + S.CHOOSING, Number.POSITIVE_INFINITY);
+          }
+        }
         // Raise the high-water mark before our first doorway, so every later scan covers us.
         raiseHighWater(cells, s + 1);
         return s;

@@ -134,6 +134,22 @@ describe('damage that passes validation never wedges the lock or lets two in', (
     a.close();
   });
 
+  test('claiming a free slot that has state left on it clears that state first (it is ours now)', () => {
+    const cells = createReferenceCells(2);
+    cells.store(slotBase(0) + S.TICKET, packTicket(1, 0));
+    cells.store(slotBase(0) + S.CHOOSING, 1);
+    const a = openOn({ cells });
+    expect(a.slot).toBe(0);
+    expect(cells.load(slotBase(0) + S.TICKET)).toBe(0);
+    expect(cells.load(slotBase(0) + S.CHOOSING)).toBe(0);
+    const b = openOn({ cells });
+    const l = b.tryLock(); // nothing left for it to wait on
+    expect(l).not.toBeNull();
+    l!.release();
+    a.close();
+    b.close();
+  });
+
   test('a HOLDER, COLOUR or OWNER_DIED out of range is flagged by inspect', () => {
     const cells = createReferenceCells(2);
     const a = openOn({ cells });
