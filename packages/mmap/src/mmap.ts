@@ -10,7 +10,7 @@ import {
   type MutexOptions,
   typeError,
 } from '@bakery/core';
-import { loadNative, MappedCells, type Native, openMapped } from '@bakery/native';
+import { loadNative, MappedCells, type Native, openMapped, SEAL } from '@bakery/native';
 
 /** Environment variable that tells a child which of its fds carries the lock's memory. */
 export const FD_ENV = 'BAKERY_MMAP_FD';
@@ -45,6 +45,39 @@ export interface OpenOptions extends MutexOptions {
 export const MmapCells = MappedCells;
 /** The cells of an mmap lock. */
 export type MmapCells = MappedCells;
+
+/**
+ * The seals every lock's memfd carries (what {@link createMutex} sets): nobody can shrink it — a
+ * truncation under the mapping would SIGBUS every participant — or grow it, and the set is frozen.
+ */
+const REQUIRED_SEALS = SEAL.SHRINK | SEAL.GROW | SEAL.SEAL;
+
+/** Seals that would make the memory unwritable (a read/write mapping is refused or useless). */
+const WRITE_SEALS = SEAL.WRITE | SEAL.FUTURE_WRITE;
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+/**
+ * Why `fd` may not be mapped as a lock, or undefined when it carries {@link REQUIRED_SEALS} and
+ * no write seal. Reads the seals only (nothing is mapped or written).
+ */
+function unsealed(native: Native, fd: number): string | undefined {
+  let seals: number;
+  try {
+    seals = native.seals(fd);
+  } catch (err) {
+    // F_GET_SEALS fails with EINVAL on a file that is not a memfd (a disk file, a pipe, ...).
+    if ((err as { code?: unknown }).code === 'BAKERY_BAD_HANDLE') return 'it is not a memfd at all';
+    throw err;
+  }
+  if ((seals & REQUIRED_SEALS) !== REQUIRED_SEALS) {
+    return `it has seals ${hex(seals)}, a lock's memfd has at least F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL (${hex(REQUIRED_SEALS)})`;
+  }
+  if ((seals & WRITE_SEALS) !== 0) {
+    return `it is sealed against writing (seals ${hex(seals)})`;
+  }
+  return undefined;
+}
 
 function withFd(
   stdio: StdioOptions | undefined,
@@ -108,7 +141,9 @@ function wrap(
 
 /**
  * Create a lock in a fresh sealed memfd (anonymous shared memory that travels by fd). The
- * creating process is the first participant; fork children with `mutex.forkOptions()`.
+ * creating process is the first participant; fork children with `mutex.forkOptions()`. Throws
+ * `BAKERY_NATIVE_UNAVAILABLE` where the binding cannot load, or where the kernel cannot make a
+ * sealed memfd (no memfd_create).
  *
  * @example
  * ```ts
@@ -128,6 +163,15 @@ export function createMutex(options: CreateOptions): MmapMutex {
   const bytes = bytesFor(slots);
   const fd = native.create(bytes);
   try {
+    // Where memfd_create is missing (ENOSYS: Linux < 3.17, or a seccomp filter that hides it),
+    // create() falls back to an unsealed /dev/shm file: no participant could open that lock.
+    const why = unsealed(native, fd);
+    if (why !== undefined) {
+      throw new BakeryError(
+        'BAKERY_NATIVE_UNAVAILABLE',
+        `@bakery/mmap needs a sealed memfd and this system cannot make one (memfd_create is missing or blocked; ${why}). Use @bakery/shm (a named lock file) or @bakery/sab instead`,
+      );
+    }
     const cells = new MappedCells(native, native.map(fd, bytes));
     initLayout(cells, slots, ACCESS.ATOMIC);
     return wrap(native, fd, cells, rest, true);
@@ -140,8 +184,10 @@ export function createMutex(options: CreateOptions): MmapMutex {
 /**
  * Join a lock handed over by a parent's `forkOptions()`/`spawnOptions()` (the fd number comes
  * from `BAKERY_MMAP_FD`), or another participant in the same process with `{ fd: mutex.fd }`.
- * Validates the memory without writing to it: `BAKERY_BAD_HANDLE` when the fd is missing or not
- * shared memory, `BAKERY_BAD_LAYOUT` when it is not a bakery lock.
+ * Validates the memory without writing to it: `BAKERY_BAD_HANDLE` when the fd is missing, not
+ * shared memory, or not a memfd sealed like {@link createMutex}'s (F_SEAL_SHRINK | F_SEAL_GROW |
+ * F_SEAL_SEAL: an unsealed file, e.g. one in /dev/shm, could be truncated under the mapping and
+ * kill every participant with SIGBUS), `BAKERY_BAD_LAYOUT` when it is not a bakery lock.
  *
  * @example
  * ```ts
@@ -170,7 +216,17 @@ export function openMutex(options: OpenOptions = {}): MmapMutex {
   } else if (!Number.isInteger(fd) || fd < 0) {
     throw typeError('fd must be a non-negative integer');
   }
+  // The handle first (BAKERY_BAD_HANDLE), then what it holds (BAKERY_BAD_LAYOUT).
   const bytes = native.size(fd);
+  // Only a sealed memfd may be mapped: an unsealed tmpfs file could be truncated under the
+  // mapping by anyone holding an fd of it, and every participant would die of SIGBUS.
+  const why = unsealed(native, fd);
+  if (why !== undefined) {
+    throw new BakeryError(
+      'BAKERY_BAD_HANDLE',
+      `fd ${fd} is not a sealed memfd: an unsealed file could be truncated under the mapping (${why}); hand over the fd of a lock from createMutex()`,
+    );
+  }
   if (bytes < HEADER_CELLS * 4 || bytes % 4 !== 0) {
     throw new BakeryError('BAKERY_BAD_LAYOUT', `fd ${fd} holds ${bytes} bytes, not a bakery lock`);
   }

@@ -2,12 +2,14 @@
 // out of range at creation, misuse of leases and closed instances — run in the conformance
 // suite for every backend). Each case: a coded error, and whatever the fd refers to left
 // byte-for-byte as it was.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ACCESS, bytesFor, H, LAYOUT_VERSION, MAX_SLOTS } from '@bakery/core';
-import { afterAll, describe, expect, test } from 'vitest';
+import { SEAL } from '@bakery/native';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createMutex, FD_ENV, loadNative, openMutex } from '../src/index.js';
 
 const native = loadNative();
@@ -60,6 +62,67 @@ function validHeader(view: DataView, capacity = 4): void {
   view.setInt32(H.ACCESS * 4, ACCESS.ATOMIC, true);
   view.setInt32(H.INIT * 4, 2, true);
 }
+
+/** The bytes of a valid 4-slot lock. */
+function validLock(): Buffer {
+  const buf = Buffer.alloc(bytesFor(4));
+  validHeader(new DataView(buf.buffer, buf.byteOffset, buf.byteLength));
+  return buf;
+}
+
+/** An unlinked file in /dev/shm (tmpfs: map() alone would accept it) holding `content`. */
+function shmFile(name: string, content: Buffer): number {
+  const file = path.join(
+    fs.existsSync('/dev/shm') ? '/dev/shm' : dir,
+    `bakery-mmap-${name}-${process.pid}`,
+  );
+  fs.writeFileSync(file, content);
+  const fd = keep(fs.openSync(file, 'r+'));
+  fs.rmSync(file);
+  return fd;
+}
+
+// Memfds that native.create() never makes (no seals, partial seals, a write seal), made by a
+// Python helper (Node cannot call memfd_create) and opened here through /proc/<pid>/fd/<n>: the
+// same memory, so the same seals.
+const FULL = SEAL.SHRINK | SEAL.GROW | SEAL.SEAL;
+const FOREIGN = {
+  noSeals: { allowSealing: true, seals: 0 },
+  notSealable: { allowSealing: false, seals: 0 },
+  shrinkGrowOnly: { allowSealing: true, seals: SEAL.SHRINK | SEAL.GROW },
+  writeSealed: { allowSealing: true, seals: FULL | SEAL.WRITE },
+  sealed: { allowSealing: true, seals: FULL },
+  empty: { allowSealing: true, seals: FULL, bytes: 0 },
+} as const;
+const python =
+  spawnSync('python3', ['-c', 'import os, fcntl; os.memfd_create; fcntl.F_ADD_SEALS']).status === 0;
+const foreign = new Map<keyof typeof FOREIGN, number>();
+beforeAll(async () => {
+  if (!python) return;
+  const names = Object.keys(FOREIGN) as (keyof typeof FOREIGN)[];
+  const hex = validLock().toString('hex');
+  const specs = names.map((n) => ({ bytes: bytesFor(4), hex, ...FOREIGN[n] }));
+  for (const spec of specs) if (spec.bytes === 0) spec.hex = '';
+  const helper = fileURLToPath(new URL('./fixtures/foreign-memfd.py', import.meta.url));
+  const child = spawn('python3', [helper, JSON.stringify(specs)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  let out = '';
+  const line = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
+    });
+    child.on('exit', (code) => reject(new Error(`foreign-memfd.py exited ${code}`)));
+  });
+  const { pid, fds: theirs } = JSON.parse(line) as { pid: number; fds: number[] };
+  names.forEach((n, i) => {
+    foreign.set(n, keep(fs.openSync(`/proc/${pid}/fd/${theirs[i]}`, 'r+')));
+  });
+  child.stdin.end();
+  await exited;
+});
 
 const BAD_SLOTS: unknown[] = [
   0,
@@ -193,32 +256,15 @@ describe('fds that are not a bakery mapping', () => {
       'BAKERY_BAD_LAYOUT',
     ],
     [
+      // Seals are checked first: a tmpfs file that is not a sealed memfd is the wrong handle,
+      // whatever it holds (see 'memory that is not a sealed memfd' below).
       'a zero-length tmpfs file',
-      () => {
-        const file = path.join(
-          fs.existsSync('/dev/shm') ? '/dev/shm' : dir,
-          `bakery-mmap-empty-${process.pid}`,
-        );
-        const fd = keep(fs.openSync(file, 'w+'));
-        fs.rmSync(file);
-        return fd;
-      },
-      'BAKERY_BAD_LAYOUT',
+      () => shmFile('empty', Buffer.alloc(0)),
+      'BAKERY_BAD_HANDLE',
     ],
     [
-      'a tmpfs file with a lock cut short',
-      () => {
-        const file = path.join(
-          fs.existsSync('/dev/shm') ? '/dev/shm' : dir,
-          `bakery-mmap-short-${process.pid}`,
-        );
-        const buf = Buffer.alloc(bytesFor(4) - 64);
-        validHeader(new DataView(buf.buffer, buf.byteOffset, buf.byteLength));
-        fs.writeFileSync(file, buf);
-        const fd = keep(fs.openSync(file, 'r+'));
-        fs.rmSync(file);
-        return fd;
-      },
+      'a memfd with a lock cut short',
+      () => memfd(bytesFor(4) - 64, validHeader),
       'BAKERY_BAD_LAYOUT',
     ],
   ];
@@ -231,6 +277,83 @@ describe('fds that are not a bakery mapping', () => {
       expect(contents(fd)).toBe(before);
     });
   }
+
+  describe('memory that is not a sealed memfd', () => {
+    const sealedMessage =
+      /^fd \d+ is not a sealed memfd: an unsealed file could be truncated under the mapping \(/;
+    const refused = (fd: number) => {
+      const before = contents(fd);
+      let err: unknown;
+      try {
+        openMutex({ fd }).close();
+      } catch (e) {
+        err = e;
+      }
+      expect((err as { code?: unknown } | undefined)?.code).toBe('BAKERY_BAD_HANDLE');
+      expect((err as Error).message).toMatch(sealedMessage);
+      expect(contents(fd)).toBe(before);
+      return (err as Error).message;
+    };
+
+    test('a /dev/shm file holding a valid lock (tmpfs, but it cannot be sealed): BAKERY_BAD_HANDLE, bytes unchanged', () => {
+      expect(refused(shmFile('unsealed', validLock()))).toContain('seals 0x1,');
+    });
+
+    const cases: [keyof typeof FOREIGN, string, string][] = [
+      ['noSeals', 'a memfd that allows sealing but has no seals', 'seals 0x0,'],
+      ['notSealable', 'a memfd made without MFD_ALLOW_SEALING', 'seals 0x1,'],
+      [
+        'shrinkGrowOnly',
+        'a memfd sealed against shrink and grow but not F_SEAL_SEAL',
+        'seals 0x6,',
+      ],
+      ['writeSealed', 'a memfd that is also sealed against writing', 'sealed against writing'],
+    ];
+    for (const [name, what, why] of cases) {
+      test.skipIf(!python)(
+        `${what}, holding a valid lock: BAKERY_BAD_HANDLE, bytes unchanged`,
+        () => {
+          expect(refused(foreign.get(name)!)).toContain(why);
+        },
+      );
+    }
+
+    test.skipIf(!python)('a zero-length sealed memfd: BAKERY_BAD_LAYOUT', () => {
+      expect(codeOf(() => openMutex({ fd: foreign.get('empty')! }))).toBe('BAKERY_BAD_LAYOUT');
+    });
+
+    test.skipIf(!python)(
+      'a memfd made elsewhere but sealed like createMutex seals it is a lock',
+      () => {
+        const fd = foreign.get('sealed')!;
+        const m = openMutex({ fd });
+        m.lockSync().release();
+        m.close();
+        expect(fs.fstatSync(fd).size).toBe(bytesFor(4));
+      },
+    );
+
+    test('a child handed an unsealed /dev/shm file through BAKERY_MMAP_FD gets BAKERY_BAD_HANDLE', () => {
+      const fd = shmFile('inherited', validLock());
+      const before = contents(fd);
+      const dist = fileURLToPath(new URL('../dist/index.cjs', import.meta.url));
+      const r = spawnSync(
+        process.execPath,
+        [
+          '-e',
+          `try { require(${JSON.stringify(dist)}).openMutex(); console.log('opened') } catch (e) { console.log(e.code, e.name) }`,
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe', fd],
+          env: { ...process.env, [FD_ENV]: '3' },
+          encoding: 'utf8',
+        },
+      );
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe('BAKERY_BAD_HANDLE BakeryError');
+      expect(contents(fd)).toBe(before);
+    });
+  });
 
   test('a pipe is BAKERY_BAD_HANDLE and nothing is read from it', () => {
     const fifo = path.join(dir, 'fifo');

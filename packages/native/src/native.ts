@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BakeryError } from '@bakery/core';
+import { BakeryError, type BakeryErrorCode } from '@bakery/core';
 
 /** What a futex wait ended with: woken, the cell did not hold `expected`, or the timeout passed. */
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
@@ -21,12 +21,28 @@ export const SEAL = {
 } as const;
 
 /**
+ * The constructor the binding builds its coded errors with: `new ErrorClass(code, message,
+ * { cause })` (@bakery/core's {@link BakeryError}).
+ */
+export type ErrorClass = new (
+  code: BakeryErrorCode,
+  message: string,
+  options?: { cause?: unknown },
+) => Error;
+
+/**
  * The native binding shared by every bakery backend that maps memory (@bakery/mmap,
- * @bakery/shm's mapped path). Linux only. Every error it throws is an `Error` with a `code`:
+ * @bakery/shm's mapped path). Linux only. Every error it throws carries a stable `code`:
  * `BAKERY_BAD_HANDLE` (the fd is not open, not a shared-memory file, has the wrong size, or the
- * buffer is not one of our mappings), `BAKERY_IO` (a system call failed; the message ends with
- * the errno name and `cause` is a Node-style system error `{ code: 'EMFILE', errno, syscall }`),
- * `BAKERY_INVALID_ARGUMENT` (a `TypeError`/`RangeError` for a bad argument).
+ * buffer is not one of our mappings) and `BAKERY_IO` (a system call failed; the message ends with
+ * the errno name and `cause` is a Node-style system error `{ code: 'EMFILE', errno, syscall }`)
+ * are {@link BakeryError}s — {@link loadNative} hands the binding @bakery/core's class right after
+ * loading it (a binary loaded some other way, e.g. with node-gyp-build directly, throws plain
+ * `Error`s with the same `code`, message and `cause`); `BAKERY_INVALID_ARGUMENT` is a
+ * `TypeError`/`RangeError` for a bad argument. With both module formats of @bakery/core in one
+ * process (an ES module and a `require` of the CJS build), the errors are instances of the class
+ * of the copy of this package that loaded the binding last; `isBakeryError` (duck-typed) holds
+ * for either.
  *
  * A cell `index` always counts 32-bit cells: from the buffer's start for an ArrayBuffer, from
  * the view's start for an Int32Array.
@@ -96,6 +112,13 @@ export interface Native {
   ): Promise<WaitResult>;
   /** Ends every pending `waitAsync` of this thread at once; they resolve `'ok'`. Returns how many. */
   cancelWaits(): number;
+  /**
+   * The class this thread's coded errors are built with from now on (`null`: plain `Error`s with
+   * a `code`). {@link loadNative} and {@link probeNative} call it with @bakery/core's
+   * {@link BakeryError} right after loading; there is no need to call it yourself. If the
+   * constructor throws, that error is dropped and a plain `Error` is thrown instead.
+   */
+  setErrorClass(errorClass: ErrorClass | null): void;
 }
 
 let loaded: Native | undefined;
@@ -136,9 +159,17 @@ export function probeNative(): { native: Native } | { error: BakeryError } {
       dir: string,
     ) => unknown;
     const candidate = nodeGypBuild(root) as Partial<Native>;
-    if (typeof candidate?.map !== 'function' || typeof candidate.leaseHeld !== 'function') {
-      throw new Error('the binary loaded but is not the bakery binding (no map/leaseHeld)');
+    if (
+      typeof candidate?.map !== 'function' ||
+      typeof candidate.leaseHeld !== 'function' ||
+      typeof candidate.setErrorClass !== 'function'
+    ) {
+      throw new Error(
+        'the binary loaded but is not the bakery binding of this version (no map/leaseHeld/setErrorClass)',
+      );
     }
+    // From here on the binding's BAKERY_BAD_HANDLE/BAKERY_IO errors are this core's BakeryError.
+    candidate.setErrorClass(BakeryError);
     loaded = candidate as Native;
     return { native: loaded };
   } catch (cause) {

@@ -1,6 +1,7 @@
 import { fork, spawnSync } from 'node:child_process';
 import { closeSync, promises as fsp, ftruncateSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { BakeryError } from '@bakery/core';
 import { afterEach, describe, expect, test } from 'vitest';
 import { loadNative, SEAL } from '../src/native.js';
 
@@ -106,7 +107,7 @@ describe('handles', () => {
     const script = `
       const n = require('node-gyp-build')(${JSON.stringify(packageRoot)});
       try { for (;;) n.create(64) } catch (e) {
-        console.log(JSON.stringify({ code: e.code, message: e.message, cause: { code: e.cause.code, errno: e.cause.errno, syscall: e.cause.syscall } }));
+        console.log(JSON.stringify({ plain: e.constructor === Error, code: e.code, message: e.message, cause: { code: e.cause.code, errno: e.cause.errno, syscall: e.cause.syscall } }));
       }`;
     const r = spawnSync(
       '/bin/sh',
@@ -116,11 +117,98 @@ describe('handles', () => {
         cwd: packageRoot,
       },
     );
+    // Loaded with node-gyp-build directly, nobody handed over BakeryError: a plain coded Error.
     expect(JSON.parse(r.stdout)).toEqual({
+      plain: true,
       code: 'BAKERY_IO',
       message: 'memfd_create failed: EMFILE',
       cause: { code: 'EMFILE', errno: -24, syscall: 'memfd_create' },
     });
+  });
+});
+
+describe('errors are BakeryErrors', () => {
+  function caught(fn: () => unknown): Error {
+    try {
+      fn();
+    } catch (err) {
+      return err as Error;
+    }
+    throw new Error('no error');
+  }
+
+  test('a BAKERY_BAD_HANDLE from the binding is a BakeryError with the same code and message', () => {
+    const err = caught(() => native.size(987_654));
+    expect(err).toBeInstanceOf(BakeryError);
+    expect(err.name).toBe('BakeryError');
+    expect((err as BakeryError).code).toBe('BAKERY_BAD_HANDLE');
+    expect(err.message).toBe('fd 987654 is not an open file descriptor');
+    expect('cause' in err).toBe(false);
+    // The stack starts at the native call, like any error thrown there.
+    expect(err.stack).toContain('BakeryError: fd 987654 is not an open file descriptor');
+    const wait = caught(() => native.wait(new ArrayBuffer(64), 0, 0, 0));
+    expect(wait).toBeInstanceOf(BakeryError);
+    expect((wait as BakeryError).code).toBe('BAKERY_BAD_HANDLE');
+  });
+
+  test('a BAKERY_IO from the binding is a BakeryError whose cause is the Node-style system error', () => {
+    const fd = createFd();
+    const a = native.reopen(fd);
+    const b = native.reopen(fd);
+    opened.push(a, b);
+    native.leaseTake(a, 3);
+    const err = caught(() => native.leaseTake(b, 3));
+    expect(err).toBeInstanceOf(BakeryError);
+    expect((err as BakeryError).code).toBe('BAKERY_IO');
+    expect(err.message).toBe('lease busy: byte 3 is locked: EAGAIN');
+    const cause = err.cause as NodeJS.ErrnoException;
+    expect(cause).toBeInstanceOf(Error);
+    expect(cause).not.toBeInstanceOf(BakeryError);
+    expect({
+      code: cause.code,
+      errno: cause.errno,
+      syscall: cause.syscall,
+      message: cause.message,
+    }).toEqual({
+      code: 'EAGAIN',
+      errno: -11,
+      syscall: 'fcntl(F_OFD_SETLK)',
+      message: 'EAGAIN: Resource temporarily unavailable, fcntl(F_OFD_SETLK)',
+    });
+  });
+
+  test('argument errors stay TypeError/RangeError', () => {
+    const err = caught(() => native.size(-1));
+    expect(err).toBeInstanceOf(RangeError);
+    expect(err).not.toBeInstanceOf(BakeryError);
+    expect((err as { code?: unknown }).code).toBe('BAKERY_INVALID_ARGUMENT');
+    const bad = caught(() => native.setErrorClass('BakeryError' as never));
+    expect(bad).toBeInstanceOf(TypeError);
+    expect((bad as { code?: unknown }).code).toBe('BAKERY_INVALID_ARGUMENT');
+  });
+
+  test('without a class, or with one whose constructor throws, errors are plain coded Errors', () => {
+    try {
+      native.setErrorClass(null);
+      const plain = caught(() => native.size(987_654));
+      expect(plain.constructor).toBe(Error);
+      expect((plain as { code?: unknown }).code).toBe('BAKERY_BAD_HANDLE');
+      expect(plain.message).toBe('fd 987654 is not an open file descriptor');
+      native.setErrorClass(
+        class Broken extends Error {
+          constructor() {
+            super('broken');
+            throw new Error('broken');
+          }
+        },
+      );
+      const fallback = caught(() => native.size(987_654));
+      expect(fallback.constructor).toBe(Error);
+      expect((fallback as { code?: unknown }).code).toBe('BAKERY_BAD_HANDLE');
+    } finally {
+      native.setErrorClass(BakeryError);
+    }
+    expect(caught(() => native.size(987_654))).toBeInstanceOf(BakeryError);
   });
 });
 

@@ -1,7 +1,8 @@
 // @bakery/native: the one binding of every bakery backend that maps memory (@bakery/mmap's sealed
 // memfd, @bakery/shm's named lock files): MAP_SHARED mappings, non-private futex wait/wake on
-// their 32-bit cells, and per-slot OFD leases. Linux only. Every error thrown to JS is an
-// Error with a stable `code` (see errors.h); this file never throws C++ exceptions.
+// their 32-bit cells, and per-slot OFD leases. Linux only. Every error thrown to JS carries a
+// stable `code` and is a @bakery/core BakeryError once setErrorClass() has handed the class over
+// (see errors.h); this file never throws C++ exceptions.
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <napi.h>
@@ -20,6 +21,7 @@
 #include "async_wait.h"
 #include "errors.h"
 #include "futex.h"
+#include "instance.h"
 #include "mapping.h"
 
 #ifndef MFD_CLOEXEC
@@ -389,20 +391,29 @@ Napi::Value WaitAsync(const Napi::CallbackInfo& info) {
   }
   // The deadline starts now, not when a thread picks the job up.
   timespec deadline = DeadlineAfter(infinite ? 0 : ms);
-  return env.GetInstanceData<AsyncWaiter>()->Start(env, mapping, addr, expected,
-                                                   infinite ? nullptr : &deadline);
+  return GetInstance(env)->waiter->Start(env, mapping, addr, expected,
+                                         infinite ? nullptr : &deadline);
 }
 
 // cancelWaits() → number of this thread's pending waitAsync calls ended early (they resolve 'ok').
 Napi::Value CancelWaits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Napi::Number::New(env, static_cast<double>(env.GetInstanceData<AsyncWaiter>()->CancelAll()));
+  return Napi::Number::New(env, static_cast<double>(GetInstance(env)->waiter->CancelAll()));
+}
+
+// At env teardown (after the waiter's cleanup hook has joined its threads).
+void FinalizeInstance(Napi::Env env, Instance* instance) {
+  delete instance->waiter;
+  if (instance->error_class != nullptr) napi_delete_reference(env, instance->error_class);
+  delete instance;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  AsyncWaiter* waiter = AsyncWaiter::Create(env);
-  if (waiter == nullptr) return exports;
-  env.SetInstanceData<AsyncWaiter>(waiter);
+  auto* instance = new Instance();
+  env.SetInstanceData<Instance, FinalizeInstance>(instance);
+  instance->waiter = AsyncWaiter::Create(env);
+  if (instance->waiter == nullptr) return exports;
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("create", Napi::Function::New(env, Create, "create"));
   exports.Set("map", Napi::Function::New(env, Map, "map"));
   exports.Set("size", Napi::Function::New(env, Size, "size"));

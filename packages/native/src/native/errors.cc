@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "instance.h"
+
 namespace bakery {
 
 std::string ErrnoName(int err) {
@@ -30,22 +32,83 @@ std::string ErrnoName(int err) {
   return "errno " + std::to_string(err);
 }
 
+// The system-error cause of an errno failure, shaped like Node's own ({ code, errno, syscall }).
+static Napi::Error SystemError(Napi::Env env, const char* syscall, int err) {
+  std::string name = ErrnoName(err);
+  Napi::Error cause = Napi::Error::New(env, name + ": " + std::strerror(err) + ", " + syscall);
+  cause.Set("code", Napi::String::New(env, name));
+  cause.Set("errno", Napi::Number::New(env, -err));
+  cause.Set("syscall", Napi::String::New(env, syscall));
+  return cause;
+}
+
+// `new ErrorClass(code, text, { cause })` with the class from setErrorClass(); an empty Error when
+// there is none or it did not build an object (its exception, if any, is dropped: the caller's
+// error is the one to report).
+static Napi::Error FromErrorClass(Napi::Env env, const char* code, const std::string& text,
+                                  napi_value cause) {
+  Instance* instance = GetInstance(env);
+  if (instance == nullptr || instance->error_class == nullptr) return Napi::Error();
+  // Never run JS over (or clear) an exception that is already pending.
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return Napi::Error();
+  napi_value ctor = nullptr;
+  if (napi_get_reference_value(env, instance->error_class, &ctor) != napi_ok || ctor == nullptr) {
+    return Napi::Error();
+  }
+  napi_value args[3] = {Napi::String::New(env, code), Napi::String::New(env, text), nullptr};
+  size_t argc = 2;
+  if (cause != nullptr) {
+    Napi::Object options = Napi::Object::New(env);
+    options.Set("cause", cause);
+    args[argc++] = options;
+  }
+  napi_value result = nullptr;
+  napi_valuetype type = napi_undefined;
+  if (napi_new_instance(env, ctor, argc, args, &result) != napi_ok || result == nullptr ||
+      napi_typeof(env, result, &type) != napi_ok || type != napi_object) {
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+    return Napi::Error();
+  }
+  return Napi::Error(env, result);
+}
+
 Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message,
                        const char* syscall, int err) {
   std::string text = message;
   if (syscall != nullptr) text += ": " + ErrnoName(err);
-  Napi::Error error = Napi::Error::New(env, text);
+  Napi::Error cause;
+  if (syscall != nullptr) cause = SystemError(env, syscall, err);
+  napi_value cause_value = cause.IsEmpty() ? nullptr : static_cast<napi_value>(cause.Value());
+  Napi::Error error = FromErrorClass(env, code, text, cause_value);
+  if (!error.IsEmpty()) return error;
+  // No class handed over (e.g. the .node loaded directly with node-gyp-build): a plain Error.
+  error = Napi::Error::New(env, text);
   error.Set("code", Napi::String::New(env, code));
-  if (syscall != nullptr) {
-    std::string name = ErrnoName(err);
-    Napi::Error cause =
-        Napi::Error::New(env, name + ": " + std::strerror(err) + ", " + syscall);
-    cause.Set("code", Napi::String::New(env, name));
-    cause.Set("errno", Napi::Number::New(env, -err));
-    cause.Set("syscall", Napi::String::New(env, syscall));
-    error.Set("cause", cause.Value());
-  }
+  if (!cause.IsEmpty()) error.Set("cause", cause.Value());
   return error;
+}
+
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Instance* instance = GetInstance(env);
+  const bool clear = info.Length() == 0 || info[0].IsUndefined() || info[0].IsNull();
+  if (!clear && !info[0].IsFunction()) {
+    return ThrowTypeError(env, "errorClass must be a constructor (or null)");
+  }
+  if (instance == nullptr) return Throw(env, kIo, "the binding did not initialise");
+  if (instance->error_class != nullptr) {
+    napi_delete_reference(env, instance->error_class);
+    instance->error_class = nullptr;
+  }
+  if (!clear && napi_create_reference(env, info[0], 1, &instance->error_class) != napi_ok) {
+    instance->error_class = nullptr;
+    return Throw(env, kIo, "cannot keep a reference to the error class");
+  }
+  return env.Undefined();
 }
 
 Napi::Value Throw(Napi::Env env, const char* code, const std::string& message,

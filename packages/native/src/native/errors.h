@@ -17,11 +17,17 @@ constexpr const char* kNativeUnavailable = "BAKERY_NATIVE_UNAVAILABLE";
 // "EMFILE" for EMFILE; "errno 1234" for numbers the C library has no name for.
 std::string ErrnoName(int err);
 
-// Builds (does not throw) an Error with `code`. For an errno failure pass `syscall` and `err`:
-// the message becomes "<message>: ENAME" and `cause` is an Error shaped like Node's own system
-// errors ({ code: 'ENAME', errno: -err, syscall }).
+// Builds (does not throw) a coded error: `new ErrorClass(code, message, { cause })` with the class
+// handed over by setErrorClass() (@bakery/core's BakeryError), or, when none was set or its
+// constructor threw, a plain Error with `code` (and `cause`) set on it. For an errno failure pass
+// `syscall` and `err`: the message becomes "<message>: ENAME" and `cause` is an Error shaped like
+// Node's own system errors ({ code: 'ENAME', errno: -err, syscall }).
 Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message,
                        const char* syscall = nullptr, int err = 0);
+
+// setErrorClass(ctor) → undefined. Stores `ctor` (a constructor taking (code, message, options))
+// as this env's error class; null/undefined goes back to plain Errors.
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info);
 
 // Each Throw* schedules a JS exception and returns undefined for the binding to return.
 Napi::Value Throw(Napi::Env env, const char* code, const std::string& message,
