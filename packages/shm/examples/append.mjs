@@ -7,8 +7,8 @@
 // Each run takes the named lock 2,000 times and appends one line per turn, written in two
 // pieces so that without the lock the other run's pieces would land in the middle of it.
 // Afterwards /tmp/out.txt has exactly 4,000 intact lines. The two runs share nothing but the
-// name: no parent process, no fd. The lock lives in /dev/shm/bakery.demo (or $BAKERY_SHM_DIR);
-// remove it with `node -e "require('@bakery/shm').removeMutex('demo')"` when done.
+// name: no parent process, no fd. The lock lives in /dev/shm/bakery-<uid>/bakery.demo (or
+// $BAKERY_SHM_DIR); remove it with `node -e "require('@bakery/shm').removeMutex('demo')"` when done.
 import * as fs from 'node:fs';
 import { openMutex } from '@bakery/shm';
 

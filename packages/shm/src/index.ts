@@ -15,6 +15,7 @@ export { ACCESS_ENV, type ShmAccess } from './native.js';
 export {
   checkName,
   DEFAULT_DIR,
+  defaultLockDir,
   lockDir,
   lockPath,
   NAME_PATTERN,

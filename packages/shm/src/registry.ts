@@ -53,6 +53,60 @@ function parseOwner(entry: string): Owner | null {
 }
 
 /**
+ * Who may legitimately hold a lock's registry lock: whoever can write the lock file — its
+ * owner, root, and, when the file has group or other write bits (`shared`), anyone.
+ */
+export interface Writers {
+  owner: number;
+  shared: boolean;
+}
+
+function kindOf(st: fs.Stats): string {
+  if (st.isSymbolicLink()) return 'symbolic link';
+  if (st.isFile()) return 'regular file';
+  if (st.isFIFO()) return 'FIFO';
+  if (st.isSocket()) return 'socket';
+  return 'device';
+}
+
+/**
+ * Check what is at a registry path without opening it. Returns its lstat, or null when there
+ * is nothing. Throws `BAKERY_BAD_LAYOUT` when it is not a directory (a planted symlink, FIFO,
+ * file), and `BAKERY_FOREIGN_OWNER` when a user who cannot write the lock file owns it: such a
+ * directory can only have been planted to deny the lock, and waiting for it would take 30 s.
+ */
+export function checkRegistry(registry: string, writers: Writers): fs.Stats | null {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(registry);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return null;
+    throw ioError(`cannot stat ${registry}`, err);
+  }
+  const uid = process.getuid?.();
+  const foreign = uid !== undefined && st.uid !== uid ? ` owned by uid ${st.uid}` : '';
+  if (!st.isDirectory()) {
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `${registry} is not a bakery registry directory (a ${kindOf(st)}${foreign} is in its place)`,
+    );
+  }
+  if (
+    uid !== undefined &&
+    st.uid !== uid &&
+    st.uid !== 0 &&
+    st.uid !== writers.owner &&
+    !writers.shared
+  ) {
+    throw new BakeryError(
+      'BAKERY_FOREIGN_OWNER',
+      `the registry ${registry} belongs to uid ${st.uid}, who cannot write the lock file (owner uid ${writers.owner}, not group/other-writable): it was planted there; have it removed`,
+    );
+  }
+  return st;
+}
+
+/**
  * The short exclusive lock that serialises slot claims and frees of one shm lock, for a
  * backend without compare-and-swap.
  *
@@ -73,10 +127,16 @@ export class RegistryLock {
   readonly path: string;
   readonly #dir: string;
   readonly #name: string;
+  readonly #writers: Writers;
 
-  constructor(dir: string, name: string) {
+  /**
+   * @param writers Who can write the lock file (default: only our uid and root). A registry
+   *   directory owned by anyone else is refused at once (`BAKERY_FOREIGN_OWNER`).
+   */
+  constructor(dir: string, name: string, writers?: Writers) {
     this.#dir = dir;
     this.#name = name;
+    this.#writers = writers ?? { owner: process.getuid?.() ?? 0, shared: false };
     this.path = registryPath(dir, name);
   }
 
@@ -106,7 +166,13 @@ export class RegistryLock {
       }
     }
     try {
-      fs.closeSync(fs.openSync(path.join(tmp, entry), 'wx', 0o600));
+      const flags =
+        fs.constants.O_WRONLY |
+        fs.constants.O_CREAT |
+        fs.constants.O_EXCL |
+        fs.constants.O_NOFOLLOW |
+        fs.constants.O_NONBLOCK;
+      fs.closeSync(fs.openSync(path.join(tmp, entry), flags, 0o600));
     } catch (err) {
       removeQuietly(tmp);
       throw ioError(`cannot create the registry entry in ${tmp}`, err);
@@ -164,19 +230,7 @@ export class RegistryLock {
 
   /** Remove the entries of dead holders. True when something changed and a retry may succeed. */
   #breakDeadHolders(): boolean {
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(this.path);
-    } catch (err) {
-      if (errno(err) === 'ENOENT') return true;
-      throw ioError(`cannot stat ${this.path}`, err);
-    }
-    if (!st.isDirectory()) {
-      throw new BakeryError(
-        'BAKERY_BAD_LAYOUT',
-        `${this.path} is not a bakery registry directory (a ${st.isSymbolicLink() ? 'symbolic link' : 'non-directory'} is in its place)`,
-      );
-    }
+    if (checkRegistry(this.path, this.#writers) === null) return true;
     let entries: string[];
     try {
       entries = fs.readdirSync(this.path);
@@ -202,17 +256,23 @@ export class RegistryLock {
 
   #renameError(err: unknown): BakeryError {
     const code = errno(err);
+    let owner = '';
+    try {
+      owner = ` (owned by uid ${fs.lstatSync(this.path).uid})`;
+    } catch {
+      // gone again
+    }
     if (code === 'ENOTDIR' || code === 'EISDIR') {
       return new BakeryError(
         'BAKERY_BAD_LAYOUT',
-        `${this.path} is not a bakery registry directory`,
+        `${this.path} is not a bakery registry directory${owner}`,
         { cause: err },
       );
     }
     if (code === 'EPERM' || code === 'EACCES') {
       return new BakeryError(
         'BAKERY_FOREIGN_OWNER',
-        `the registry ${this.path} belongs to another user and cannot be taken over`,
+        `the registry ${this.path}${owner} belongs to another user and cannot be taken over`,
         { cause: err },
       );
     }

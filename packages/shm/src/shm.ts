@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
   ACCESS,
@@ -21,13 +22,28 @@ import { isAlive, processIdentity } from '@bakery/core/node';
 import { SHM_MAX_SLOTS, ShmCells } from './cells.js';
 import { ACCESS_ENV, type Binding, nativeBinding, type ShmAccess, wantedAccess } from './native.js';
 import { ownerIsDead, selfPidNamespace } from './proc.js';
-import { RegistryLock, registryPath, tempOwnerPid, tempPath } from './registry.js';
+import {
+  checkRegistry,
+  RegistryLock,
+  registryPath,
+  tempOwnerPid,
+  tempPath,
+  type Writers,
+} from './registry.js';
 
 /** Lock names: letters, digits, '.', '_' and '-', 1 to 200 characters, not starting with '.'. */
 export const NAME_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;
 
-/** Where lock files live when neither the `dir` option nor `BAKERY_SHM_DIR` says otherwise. */
+/**
+ * The base under which each user's default lock directory is made: `/dev/shm` (RAM-backed
+ * tmpfs). It is not itself where lock files live any more — it is world-writable, so another
+ * local user could plant a file at any name in it; see {@link defaultLockDir}. Where there is no
+ * `/dev/shm` (macOS, some containers) the base is `/tmp`.
+ */
 export const DEFAULT_DIR = '/dev/shm';
+
+/** The base where {@link DEFAULT_DIR} does not exist. A fixed path, not `os.tmpdir()`: that reads `$TMPDIR`. */
+const FALLBACK_BASE = '/tmp';
 
 /** Options of {@link openMutex}. */
 export interface OpenOptions extends MutexOptions {
@@ -46,7 +62,12 @@ export interface OpenOptions extends MutexOptions {
    * can write the file can break the lock for everyone; opt in only for a shared group file.
    */
   allowForeignOwner?: boolean;
-  /** Directory of the lock files (default: env `BAKERY_SHM_DIR`, else /dev/shm). */
+  /**
+   * Directory of the lock files (default: env `BAKERY_SHM_DIR`, else this user's private
+   * {@link defaultLockDir}, `/dev/shm/bakery-<uid>`). A directory you name is used as it is: to
+   * share a lock between users, name a directory they can all write and give the creator `mode`
+   * (e.g. `0o660`) and the others `allowForeignOwner: true`.
+   */
   dir?: string;
   /**
    * How this participant reaches the lock's cells (default: env `BAKERY_SHM_ACCESS`, else
@@ -65,7 +86,7 @@ export interface OpenOptions extends MutexOptions {
 
 /** Options of {@link removeMutex}. */
 export interface RemoveOptions {
-  /** Directory of the lock files (default: env `BAKERY_SHM_DIR`, else /dev/shm). */
+  /** Directory of the lock files (default: env `BAKERY_SHM_DIR`, else {@link defaultLockDir}). */
   dir?: string;
 }
 
@@ -99,40 +120,182 @@ export function checkName(name: unknown): string {
   return name;
 }
 
-/** The directory lock files live in: `dir`, else env `BAKERY_SHM_DIR`, else /dev/shm. */
-export function lockDir(dir?: string): string {
-  const d = dir ?? process.env.BAKERY_SHM_DIR ?? DEFAULT_DIR;
-  if (typeof d !== 'string' || d === '') throw typeError('dir must be a non-empty string');
-  return d;
+/**
+ * This user's private default lock directory: `/dev/shm/bakery-<uid>` (`/tmp/bakery-<uid>`
+ * where there is no /dev/shm), `<uid>` being the real uid (`process.getuid()`). It depends on
+ * nothing in the environment — not `$HOME`, `$USER`, `$XDG_RUNTIME_DIR` or `$TMPDIR` — so a
+ * cron job, a systemd service and a login shell of one user all find the same locks. Only the
+ * path is computed here; {@link openMutex} creates the directory (mode 0700) when it creates a
+ * lock, and refuses it (`BAKERY_FOREIGN_OWNER`, `BAKERY_BAD_LAYOUT`) unless it is a real
+ * directory owned by this uid that no group or other user can access. Without `getuid`
+ * (Windows) it is `<os.tmpdir()>/bakery`, which is per-user there, without these checks.
+ */
+export function defaultLockDir(): string {
+  const uid = process.getuid?.();
+  if (uid === undefined) return path.join(tmpdir(), 'bakery');
+  return path.join(isDirectory(DEFAULT_DIR) ? DEFAULT_DIR : FALLBACK_BASE, `bakery-${uid}`);
 }
 
-/** The path of lock `name`'s file: `<dir>/bakery.<name>`. */
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The lock directory a call uses, and whether it is the private per-user default. */
+function resolveDir(dir: string | undefined): { dir: string; private: boolean } {
+  const chosen = dir ?? process.env.BAKERY_SHM_DIR;
+  if (chosen === undefined) return { dir: defaultLockDir(), private: true };
+  if (typeof chosen !== 'string' || chosen === '') {
+    throw typeError('dir must be a non-empty string');
+  }
+  return { dir: chosen, private: false };
+}
+
+/**
+ * The directory lock files live in: `dir`, else env `BAKERY_SHM_DIR`, else this user's
+ * {@link defaultLockDir} (`/dev/shm/bakery-<uid>`). Computes the path only: nothing is created
+ * or checked.
+ */
+export function lockDir(dir?: string): string {
+  return resolveDir(dir).dir;
+}
+
+/** The path of lock `name`'s file: `<dir>/bakery.<name>` (dir as in {@link lockDir}). */
 export function lockPath(name: string, options?: RemoveOptions): string {
   return path.join(lockDir(options?.dir), `bakery.${checkName(name)}`);
+}
+
+function kindOf(st: fs.Stats): string {
+  if (st.isSymbolicLink()) return 'symbolic link';
+  if (st.isDirectory()) return 'directory';
+  if (st.isFile()) return 'regular file';
+  if (st.isFIFO()) return 'FIFO';
+  if (st.isSocket()) return 'socket';
+  return 'device';
+}
+
+/**
+ * Make sure the private per-user directory `dir` is ours: create it (mode 0700) when `create`
+ * is true and it is missing, then check with lstat that it is a directory — not a symlink —
+ * owned by our uid, with no group or other access. Anything else at that path was put there by
+ * someone else (or by hand) and is refused at once, before anything is created:
+ * `BAKERY_FOREIGN_OWNER` naming its owner when it is not ours (whatever it is), else
+ * `BAKERY_BAD_LAYOUT`. Only a directory this call has just made is ever chmod-ed. Returns false
+ * when the directory does not exist (and `create` is false).
+ */
+function ensurePrivateDir(dir: string, create: boolean): boolean {
+  const uid = process.getuid?.();
+  let made = false;
+  if (create) {
+    try {
+      fs.mkdirSync(dir, uid === undefined ? { recursive: true } : { mode: 0o700 });
+      made = true;
+    } catch (err) {
+      if (errno(err) !== 'EEXIST') {
+        throw new BakeryError(
+          'BAKERY_IO',
+          `cannot create the lock directory ${dir}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(dir);
+  } catch (err) {
+    if (errno(err) === 'ENOENT' && !create) return false;
+    throw new BakeryError('BAKERY_IO', `cannot stat ${dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (uid === undefined) return true; // no uids to compare (Windows)
+  if (st.uid !== uid) {
+    throw new BakeryError(
+      'BAKERY_FOREIGN_OWNER',
+      `${dir} (a ${kindOf(st)}) belongs to uid ${st.uid}, not to us (uid ${uid}): another user has taken the path of our private lock directory. Nothing was created; have it removed, or pass { dir } / BAKERY_SHM_DIR to use another directory`,
+    );
+  }
+  if (!st.isDirectory()) {
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `${dir} is a ${kindOf(st)}, not our private lock directory; remove it, or pass { dir } / BAKERY_SHM_DIR to use another directory`,
+    );
+  }
+  if ((st.mode & 0o777) === 0o700) return true;
+  if (made && (st.mode & 0o077) === 0) {
+    // The umask took some of our own bits away: restore 0700 on the directory we just made,
+    // through an fd of it (O_NOFOLLOW), never through a path that could have been swapped.
+    try {
+      const fd = fs.openSync(
+        dir,
+        fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW,
+      );
+      try {
+        if (fs.fstatSync(fd).ino === st.ino) fs.fchmodSync(fd, 0o700);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (err) {
+      throw new BakeryError(
+        'BAKERY_IO',
+        `cannot set mode 0700 on the lock directory ${dir}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    return true;
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw new BakeryError(
+      'BAKERY_BAD_LAYOUT',
+      `${dir} has mode 0${(st.mode & 0o777).toString(8)}: our private lock directory must not be open to group or other users (mode 0700). If you made it, chmod 700 it; or pass { dir } / BAKERY_SHM_DIR`,
+    );
+  }
+  return true;
 }
 
 interface Opened {
   fd: number;
   size: number;
   created: boolean;
+  /** Who besides root can write the file, i.e. may legitimately hold its registry lock. */
+  writers: Writers;
+}
+
+function writersOf(st: fs.Stats): Writers {
+  return { owner: st.uid, shared: (st.mode & 0o022) !== 0 };
+}
+
+/** ` (owned by uid N)` for a path another uid owns, else '' (for messages). */
+function ownedBy(file: string): string {
+  try {
+    const owner = fs.lstatSync(file).uid;
+    return owner === process.getuid?.() ? '' : ` (owned by uid ${owner})`;
+  } catch {
+    return '';
+  }
 }
 
 /**
  * Attach to an existing lock file. Returns null when there is none. The file is opened with
- * O_NOFOLLOW (a planted symlink fails with ELOOP; its target is never opened) and checked with
- * fstat on the fd we will use, so nothing can be swapped in between.
+ * O_NOFOLLOW (a planted symlink fails with ELOOP; its target is never opened) and O_NONBLOCK (a
+ * planted FIFO or device cannot make the open wait), and checked with fstat on the fd we will
+ * use, so nothing can be swapped in between.
  */
 function attach(file: string, allowForeignOwner: boolean): Opened | null {
   let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
+    fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (err) {
     const code = errno(err);
     if (code === 'ENOENT') return null;
     if (code === 'ELOOP') {
       throw new BakeryError(
         'BAKERY_BAD_LAYOUT',
-        `${file} is a symbolic link, not a bakery lock file; refusing to follow it`,
+        `${file} is a symbolic link${ownedBy(file)}, not a bakery lock file; refusing to follow it`,
         { cause: err },
       );
     }
@@ -156,7 +319,10 @@ function attach(file: string, allowForeignOwner: boolean): Opened | null {
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) {
-      throw new BakeryError('BAKERY_BAD_LAYOUT', `${file} is not a regular file`);
+      throw new BakeryError(
+        'BAKERY_BAD_LAYOUT',
+        `${file} is not a regular file (a ${kindOf(st)}${st.uid === process.getuid?.() ? '' : ` owned by uid ${st.uid}`}), not a bakery lock file`,
+      );
     }
     const uid = process.getuid?.();
     if (uid !== undefined && st.uid !== uid && !allowForeignOwner) {
@@ -171,7 +337,7 @@ function attach(file: string, allowForeignOwner: boolean): Opened | null {
         `${file} is ${st.size} bytes: not a bakery lock file (truncated or foreign)`,
       );
     }
-    return { fd, size: st.size, created: false };
+    return { fd, size: st.size, created: false, writers: writersOf(st) };
   } catch (err) {
     fs.closeSync(fd);
     throw err;
@@ -208,7 +374,11 @@ function create(
     try {
       fd = fs.openSync(
         tmp,
-        fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+        fs.constants.O_RDWR |
+          fs.constants.O_CREAT |
+          fs.constants.O_EXCL |
+          fs.constants.O_NOFOLLOW |
+          fs.constants.O_NONBLOCK,
         mode,
       );
       break;
@@ -248,7 +418,7 @@ function create(
     fs.closeSync(fd);
     return null;
   }
-  return { fd, size: bytesFor(slots), created: true };
+  return { fd, size: bytesFor(slots), created: true, writers: writersOf(fs.fstatSync(fd)) };
 }
 
 function checkOptions(options: unknown): OpenOptions {
@@ -268,6 +438,17 @@ function checkOptions(options: unknown): OpenOptions {
     throw rangeError(`mode must be permission bits from 0 to 0o777, got ${String(o.mode)}`);
   }
   if (o.slots !== undefined) checkSlots(o.slots);
+  // Core's Mutex checks these too, but only once the lock file exists: check them (the same
+  // rules, the same messages) before anything is created.
+  // (`??` as in core: null means the default there too.)
+  const robust = o.robust ?? 'manual';
+  if (robust !== 'manual' && robust !== 'auto')
+    throw rangeError(`robust must be 'manual' or 'auto'`);
+  const spin = o.spin ?? 0;
+  if (!Number.isInteger(spin) || spin < 0) throw rangeError('spin must be a non-negative integer');
+  const stale = o.staleAfterMs ?? 1;
+  if (typeof stale !== 'number' || !(stale > 0))
+    throw rangeError('staleAfterMs must be a positive number');
   return o;
 }
 
@@ -275,16 +456,23 @@ function checkOptions(options: unknown): OpenOptions {
  * Open the named lock `name`, creating it when it does not exist yet. Any process of the same
  * user that knows the name can open the same lock — no parent/child relation, no fd passing.
  * The lock is a file `<dir>/bakery.<name>` (dir: the `dir` option, else env `BAKERY_SHM_DIR`,
- * else /dev/shm). The returned instance is one participant and holds one slot until `close()`.
+ * else this user's private {@link defaultLockDir}, `/dev/shm/bakery-<uid>`, made 0700 by the
+ * first call that creates a lock in it and refused if another user has taken its path). The
+ * returned instance is one participant and holds one slot until `close()`.
  *
  * Where @bakery/native loads, a new lock is mapped (Atomics on a MAP_SHARED mapping, futex
  * wake-ups, kernel leases, up to 4096 slots); elsewhere it is pure JS (pread/pwrite, polling,
  * at most 127 slots). An existing lock is always opened in the mode it was created with
  * (`mutex.access` says which; see {@link OpenOptions.access}).
  *
- * Errors: `BAKERY_BAD_NAME` (nothing is created), `BAKERY_FOREIGN_OWNER` (the file belongs to
- * another user), `BAKERY_BAD_LAYOUT` (not a bakery lock of this version or of `slots` slots, a
- * symlink, truncated — the file is left untouched), `BAKERY_ACCESS_MISMATCH` (the lock's mode
+ * Every argument — name, `slots`, `mode`, `access`, `dir`, and core's `spin`, `staleAfterMs`,
+ * `robust` — is checked before anything is created (`BAKERY_INVALID_ARGUMENT`).
+ *
+ * Errors: `BAKERY_BAD_NAME` (nothing is created), `BAKERY_FOREIGN_OWNER` (the file, its
+ * registry, or the path of the default directory belongs to another user, whose uid the
+ * message names — nothing is created), `BAKERY_BAD_LAYOUT` (not a bakery lock of this version
+ * or of `slots` slots, a symlink, a FIFO or other non-regular file, truncated; or the default
+ * directory's path is ours but not a 0700 directory — left untouched), `BAKERY_ACCESS_MISMATCH` (the lock's mode
  * is not one this process can or may use — untouched too), `BAKERY_NATIVE_UNAVAILABLE`
  * (`access: 'mapped'`, or more than 127 slots, without the binding), `BAKERY_NO_FREE_SLOT`,
  * `BAKERY_IO`.
@@ -314,8 +502,12 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
     ...mutexOptions
   } = checkOptions(options);
   const want = wantedAccess(accessOption);
-  const dir = lockDir(dirOption);
+  const where = resolveDir(dirOption);
+  const { dir } = where;
   const file = path.join(dir, `bakery.${name}`);
+  // Everything above only validated. The private default directory is made (0700) only by a
+  // call that may create the lock; a squatted one is refused here, before anything is created.
+  if (where.private) ensurePrivateDir(dir, mayCreate && slots !== undefined);
   // Loaded only when this call may map; a failure is remembered, not thrown, under 'auto'.
   let binding: Binding | undefined;
   const bind = (): Binding => {
@@ -343,7 +535,17 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
         `lock ${name} does not exist in ${dir}; openMutex needs { slots } to create it`,
       );
     }
-    opened = create(dir, name, file, slots, mode, creationAccess(bind(), want, slots));
+    const access = creationAccess(bind(), want, slots);
+    if (access === ACCESS.POSITIONAL) {
+      // A pure-JS lock claims slots under its registry directory: if something that can never
+      // be that directory is in its place, fail now rather than after creating the lock file.
+      const uid = process.getuid?.();
+      checkRegistry(registryPath(dir, name), {
+        owner: uid ?? 0,
+        shared: (mode & 0o022) !== 0,
+      });
+    }
+    opened = create(dir, name, file, slots, mode, access);
   }
 
   const { fd } = opened;
@@ -354,7 +556,7 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
     const mutex =
       layoutAccess(probe) === ACCESS.ATOMIC
         ? openMappedFile(file, fd, opened.size, bind(), want, mutexOptions)
-        : openPositional(dir, name, file, fd, capacity, want, binding, mutexOptions);
+        : openPositional(dir, name, file, fd, opened, capacity, want, binding, mutexOptions);
     Object.defineProperty(mutex, 'path', { value: file, enumerable: true });
     Object.defineProperty(mutex, 'created', { value: opened.created, enumerable: true });
     return mutex;
@@ -432,6 +634,7 @@ function openPositional(
   name: string,
   file: string,
   fd: number,
+  opened: Opened,
   capacity: number,
   want: ShmAccess,
   binding: Binding | undefined,
@@ -455,7 +658,8 @@ function openPositional(
       : binding !== undefined && !('native' in binding)
         ? '@bakery/native is not loaded'
         : 'the lock was created pure JS';
-  const cells = new ShmCells(fd, cellsFor(capacity), new RegistryLock(dir, name), file);
+  const registry = new RegistryLock(dir, name, opened.writers);
+  const cells = new ShmCells(fd, cellsFor(capacity), registry, file);
   const mutex = openOn(
     {
       cells,
@@ -486,7 +690,10 @@ function openPositional(
  */
 export function removeMutex(name: string, options?: RemoveOptions): boolean {
   checkName(name);
-  const dir = lockDir(options?.dir);
+  const where = resolveDir(options?.dir);
+  const { dir } = where;
+  // The private default directory is never created here; a squatted one is refused.
+  if (where.private && !ensurePrivateDir(dir, false)) return false;
   const file = path.join(dir, `bakery.${name}`);
   let removed = true;
   try {

@@ -304,6 +304,58 @@ for (const access of ['mapped', 'pure-js'] as const) {
       }
     });
 
+    describe('mutex options are checked before anything is created', () => {
+      // Core's rules: spin a non-negative integer, staleAfterMs a positive number, robust
+      // 'manual' or 'auto' (null or undefined: the default).
+      const bad: [string, Record<string, unknown>][] = [
+        ...[-1, -16, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '4', true, {}, [], -0.5].map(
+          (spin): [string, Record<string, unknown>] => ['spin', { spin }],
+        ),
+        ...[0, -0, -1, Number.NaN, Number.NEGATIVE_INFINITY, '250', true, {}, [], 0n].map(
+          (staleAfterMs): [string, Record<string, unknown>] => ['staleAfterMs', { staleAfterMs }],
+        ),
+        ...['', 'Auto', 'MANUAL', 'manual ', 'never', 0, 1, true, {}, []].map(
+          (robust): [string, Record<string, unknown>] => ['robust', { robust }],
+        ),
+      ];
+
+      test('200 calls with a bad spin, staleAfterMs or robust are BAKERY_INVALID_ARGUMENT (RangeError, core’s message) and leave the directory empty', () => {
+        for (let i = 0; i < 200; i++) {
+          const [what, option] = bad[i % bad.length]!;
+          const options = i % 4 === 3 ? { ...option, dir } : { ...option, slots: 1 + (i % 8), dir };
+          let err: unknown;
+          try {
+            openMutex(`bad-option-${i}`, options as never);
+          } catch (e) {
+            err = e;
+          }
+          expect(err, `${what} ${String(Object.values(option)[0])}`).toBeInstanceOf(RangeError);
+          expect((err as { code?: string }).code).toBe('BAKERY_INVALID_ARGUMENT');
+          expect((err as Error).message).toMatch(new RegExp(`^${what} must be`));
+        }
+        expect(listing()).toEqual({});
+      });
+
+      test('attaching with a bad option is refused the same way and leaves the lock untouched', () => {
+        makeLock('existing');
+        const before = listing();
+        for (const [, option] of bad) {
+          expect(codeOf(() => openMutex('existing', { ...option, dir } as never))).toBe(
+            'BAKERY_INVALID_ARGUMENT',
+          );
+        }
+        expect(listing()).toEqual(before);
+        // The defaults (undefined or null) and good values still open.
+        openMutex('existing', { dir, spin: 0, staleAfterMs: 0.5, robust: 'auto' }).close();
+        openMutex('existing', {
+          dir,
+          spin: null,
+          staleAfterMs: null,
+          robust: null,
+        } as never).close();
+      });
+    });
+
     // Pure JS only: a mapped lock claims slots by compareExchange and has no registry.
     if (access === 'pure-js') {
       describe('registry lock (pure JS only: a mapped lock claims by compareExchange)', () => {
