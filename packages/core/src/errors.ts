@@ -35,6 +35,9 @@ export type BakeryErrorCode =
   | 'BAKERY_BAD_HANDLE'
   | 'BAKERY_IO';
 
+/** Marks every BakeryError, whichever copy of core made it (see {@link BakeryError}). */
+const BRAND: unique symbol = Symbol.for('@bakery/core.BakeryError');
+
 /**
  * The one error class of bakery. Always created fresh at the throw site, with a stable
  * {@link BakeryErrorCode} in `code` and the underlying error (if any) in `cause`.
@@ -56,6 +59,20 @@ export class BakeryError extends Error {
   constructor(code: BakeryErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /**
+   * `err instanceof BakeryError` holds for a BakeryError of ANY copy of this package in the
+   * process. A process can hold two — the ES module and the CommonJS build, e.g. when an ES
+   * module app uses @bakery/shm, which loads its optional native binding with require — and a
+   * class check alone would then miss half the errors. The brand is a registered symbol.
+   */
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    return (
+      (typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[BRAND] === true) ||
+      Function.prototype[Symbol.hasInstance].call(this, x)
+    );
   }
 
   override get name(): string {

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { describe, expect, test } from 'vitest';
 import {
   ACCESS,
@@ -245,4 +246,18 @@ describe('robustness flags', () => {
     expect(auto.inspect().ownerDied).toBe('consistent');
     auto.close();
   });
+});
+
+test('instanceof BakeryError holds across the ES module and CommonJS copies of core, and for nothing else', () => {
+  const cjs = createRequire(import.meta.url)(
+    '../dist/index.cjs',
+  ) as typeof import('../src/index.js');
+  expect(cjs.BakeryError).not.toBe(BakeryError); // two copies of the class in one process
+  const other = new cjs.BakeryError('BAKERY_IO', 'from the other copy');
+  expect(other).toBeInstanceOf(BakeryError);
+  expect(new BakeryError('BAKERY_IO', 'x')).toBeInstanceOf(cjs.BakeryError);
+  expect(new Error('x')).not.toBeInstanceOf(BakeryError);
+  expect(Object.assign(new Error('x'), { code: 'BAKERY_IO' })).not.toBeInstanceOf(BakeryError);
+  expect({ code: 'BAKERY_IO' } instanceof BakeryError).toBe(false);
+  expect((null as unknown as object) instanceof BakeryError).toBe(false);
 });

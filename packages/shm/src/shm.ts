@@ -535,6 +535,7 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
         `lock ${name} does not exist in ${dir}; openMutex needs { slots } to create it`,
       );
     }
+    if (where.private) refuseLegacyLock(name);
     const access = creationAccess(bind(), want, slots);
     if (access === ACCESS.POSITIONAL) {
       // A pure-JS lock claims slots under its registry directory: if something that can never
@@ -564,6 +565,29 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
     fs.closeSync(fd);
     throw err;
   }
+}
+
+/**
+ * Earlier releases kept named locks directly in the shared directory (`/dev/shm/bakery.<name>`).
+ * A process of such a release may still be using that file, and it would not exclude one that
+ * creates the same name in the per-user directory: refuse to create it while a lock file of
+ * ours is there, and say how to move on. (Someone else's file there is none of our business.)
+ */
+function refuseLegacyLock(name: string): void {
+  const uid = process.getuid?.();
+  if (uid === undefined) return;
+  const legacy = path.join(DEFAULT_DIR, `bakery.${name}`);
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(legacy);
+  } catch {
+    return;
+  }
+  if (!st.isFile() || st.uid !== uid) return;
+  throw new BakeryError(
+    'BAKERY_BAD_LAYOUT',
+    `${legacy} is a lock named ${name} made by an earlier bakery release, which kept named locks directly in ${DEFAULT_DIR}; a process of that release would not exclude this one. Old and new releases cannot share a lock: stop the old processes, then remove it (rm ${legacy}, or bakery rm --dir ${DEFAULT_DIR} ${name})`,
+  );
 }
 
 /** The access mode a lock created by this call gets. Throws before anything is created. */

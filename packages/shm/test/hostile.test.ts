@@ -6,7 +6,7 @@ import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { defaultLockDir, lockDir, openMutex } from '../src/index.js';
+import { defaultLockDir, lockDir, lockPath, openMutex, removeMutex } from '../src/index.js';
 import { distEntry, freshDir } from './helpers.js';
 
 /** The squatter: `nobody`. */
@@ -503,3 +503,34 @@ test('the default directory depends on the real uid only, never on HOME, USER, T
     expect(fs.existsSync(expected)).toBe(false);
   }
 });
+
+if (!fs.existsSync('/dev/shm')) console.warn('[skipped] the upgrade guard: no /dev/shm here');
+test.skipIf(!fs.existsSync('/dev/shm'))(
+  "upgrades never split a lock silently: an earlier release's lock file of ours at /dev/shm/bakery.<name> blocks creating the same name in the per-user directory",
+  () => {
+    const saved = process.env.BAKERY_SHM_DIR;
+    delete process.env.BAKERY_SHM_DIR;
+    const name = `legacy-${process.pid}-${Date.now()}`;
+    const legacy = `/dev/shm/bakery.${name}`;
+    try {
+      fs.writeFileSync(legacy, Buffer.alloc(128), { mode: 0o600 }); // what release 0.1 left
+      let err: unknown;
+      try {
+        openMutex(name, { slots: 2 });
+      } catch (e) {
+        err = e;
+      }
+      expect((err as { code?: string }).code).toBe('BAKERY_BAD_LAYOUT');
+      expect((err as Error).message).toMatch(/earlier bakery release/);
+      expect(fs.existsSync(lockPath(name))).toBe(false);
+      fs.rmSync(legacy);
+      const m = openMutex(name, { slots: 2 });
+      expect(m.path).toBe(lockPath(name));
+      m.close();
+      expect(removeMutex(name)).toBe(true);
+    } finally {
+      fs.rmSync(legacy, { force: true });
+      if (saved !== undefined) process.env.BAKERY_SHM_DIR = saved;
+    }
+  },
+);
