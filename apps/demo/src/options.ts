@@ -5,7 +5,7 @@ export type BackendName = 'mmap' | 'shm' | 'sab';
 
 /** What a demo run does, as parsed from the command line by {@link parseOptions}. */
 export interface DemoOptions {
-  /** `mmap` (default): forked children share a memfd; `shm`: a named /dev/shm file; `sab`: worker threads. */
+  /** `mmap` (default): forked children share a memfd; `shm`: a named lock file; `sab`: worker threads. */
   backend: BackendName;
   /** Participants (processes, or worker threads with `sab`). Default 64. */
   procs: number;
@@ -40,7 +40,7 @@ The parent checks the counter, exclusion, fairness and ticket bound, and prints 
 
 Options:
   --backend mmap|shm|sab  mmap: forked processes share a memfd (default)
-                          shm: forked processes open a named /dev/shm lock file
+                          shm: forked processes open a named lock file by name
                           sab: worker threads share a SharedArrayBuffer
   --procs N               participants (default 64)
   --seconds S             run S seconds after all participants have opened the lock (default 3)

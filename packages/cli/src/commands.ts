@@ -11,7 +11,7 @@ function errno(err: unknown): string | undefined {
 
 /** Options shared by the commands on named locks. */
 export interface DirOptions {
-  /** Directory of the lock files (default: env `BAKERY_SHM_DIR`, else /dev/shm). */
+  /** Directory of the lock files (default: env `BAKERY_SHM_DIR`, else the per-user `/dev/shm/bakery-<uid>`). */
   dir?: string;
 }
 

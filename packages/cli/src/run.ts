@@ -19,7 +19,7 @@ export interface Io {
 
 const COMMON = `  --json         print JSON (errors too, on stderr: {"error":{"code","message"}})
   -h, --help     show this help`;
-const DIR = `  --dir DIR      lock directory (default: $BAKERY_SHM_DIR, else /dev/shm)`;
+const DIR = `  --dir DIR      lock directory (default: $BAKERY_SHM_DIR, else /dev/shm/bakery-<uid>)`;
 
 /** `--help` texts, by command. */
 export const HELP: Record<string, string> = {
