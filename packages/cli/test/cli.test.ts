@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type ReadableCopy, readableCopy } from '@bakery/conformance';
 import {
   ACCESS,
   type AccessMode,
@@ -52,9 +53,20 @@ function bakery(...args: string[]) {
   return runAs([], ...args);
 }
 
+/**
+ * The CLI and the packages it loads, where another uid can read them (the checkout may be
+ * private: a CI clone in a 0700 temp directory); made the first time a wrapper needs it.
+ */
+let readable: ReadableCopy | undefined;
+afterAll(() => readable?.dispose());
+function readableBin(): string {
+  readable ??= readableCopy(join(here, '..', '..', '..'), ['cli', 'shm', 'core', 'native']);
+  return readable.path('cli', 'dist/bin.js');
+}
+
 /** Run `bakery` under a wrapper command (e.g. `setpriv …`); no wrapper runs it directly. */
 function runAs(prefix: string[], ...args: string[]) {
-  const argv = [...prefix, process.execPath, bin, ...args];
+  const argv = [...prefix, process.execPath, prefix.length > 0 ? readableBin() : bin, ...args];
   const r = spawnSync(argv[0]!, argv.slice(1), {
     env: { ...process.env, BAKERY_SHM_DIR: dir },
     encoding: 'utf8',

@@ -7,6 +7,7 @@ export {
 } from './faults.js';
 export { type FixtureParts, processFixture, threadFixture } from './fixtures.js';
 export { fifoTrace, participantTrace, runWorkload } from './participant.js';
+export { type ReadableCopy, readableCopy } from './readable.js';
 export {
   type ParticipantConfig,
   type ProcessLaunch,

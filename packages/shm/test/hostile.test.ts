@@ -5,7 +5,9 @@
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { pathToFileURL } from 'node:url';
+import { type ReadableCopy, readableCopy } from '@bakery/conformance';
+import { afterAll, afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { defaultLockDir, lockDir, lockPath, openMutex, removeMutex } from '../src/index.js';
 import { distEntry, freshDir } from './helpers.js';
 
@@ -59,6 +61,20 @@ interface Attempt {
   ms: number;
 }
 
+/**
+ * The built packages as the other uids can load them (the checkout may be private: a CI clone
+ * in a 0700 temp directory), made once.
+ */
+let readable: ReadableCopy | undefined;
+afterAll(() => readable?.dispose());
+function readableEntry(): string {
+  readable ??= readableCopy(
+    path.resolve(path.dirname(new URL(distEntry).pathname), '..', '..', '..'),
+    ['shm', 'core', 'native'],
+  );
+  return pathToFileURL(readable.path('shm', 'dist/index.js')).href;
+}
+
 function nodeAs<T = Attempt[]>(
   uid: number | null,
   body: string,
@@ -67,7 +83,7 @@ function nodeAs<T = Attempt[]>(
 ): T {
   const code = `
     import * as fs from 'node:fs';
-    const m = await import(${JSON.stringify(distEntry)});
+    const m = await import(${JSON.stringify(readableEntry())});
     const attempt = (fn) => {
       const t = performance.now();
       try { fn(); return { code: 'no error', ms: performance.now() - t }; }
