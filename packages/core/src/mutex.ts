@@ -412,6 +412,11 @@ export class BakeryMutex implements Mutex {
   }
 
   lockSync(options?: LockSyncOptions): Lease {
+    return this.#lockSync(options, false);
+  }
+
+  /** lockSync's body; `poisonedOk` lets markConsistent() in to a not-recoverable lock. */
+  #lockSync(options: LockSyncOptions | undefined, poisonedOk: boolean): LeaseImpl {
     this.#checkOpen();
     const timeout = checkTimeout(options?.timeout);
     if (this.#lease !== null || this.#busy) {
@@ -422,7 +427,7 @@ export class BakeryMutex implements Mutex {
     }
     // No clock read on the way in when there is no timeout: the uncontended path stays free of it.
     this.#acquireSync(timeout === Number.POSITIVE_INFINITY ? timeout : performance.now() + timeout);
-    return this.#enter();
+    return this.#enter(poisonedOk);
   }
 
   tryLock(): Lease | null {
@@ -731,16 +736,7 @@ export class BakeryMutex implements Mutex {
   }
 
   markConsistent(options?: LockSyncOptions): boolean {
-    this.#checkOpen();
-    const timeout = checkTimeout(options?.timeout);
-    if (this.#lease !== null || this.#busy) {
-      throw new BakeryError(
-        'BAKERY_ALREADY_HELD',
-        'this Mutex instance holds or is acquiring the lock; release it first',
-      );
-    }
-    this.#acquireSync(timeout === Number.POSITIVE_INFINITY ? timeout : performance.now() + timeout);
-    const lease = this.#enter(true);
+    const lease = this.#lockSync(options, true);
     const was = lease.ownerDied;
     lease.markConsistent();
     lease.release();
