@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BakeryError } from '@bakery/core';
-import { type Owner, ownerIsDead, selfPidNamespace, selfStartTime, selfThread } from './proc.js';
+import { BakeryError, type Identity } from '@bakery/core';
+import { isAlive, processIdentity } from '@bakery/core/node';
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 function sleep(ms: number): void {
@@ -12,8 +12,14 @@ function sleep(ms: number): void {
 /** How long a registry lock may stay held by a live owner before giving up (ms). */
 const REGISTRY_PATIENCE_MS = 30_000;
 
-/** `o.<pid>.<start>.<tid>.<tidStart>.<ns>.<nonce>`: the holder's identity is the entry's name. */
-const OWNER_ENTRY = /^o\.(\d+)\.(\d+)\.(\d+)\.(\d+)\.(\d*)\.[0-9a-f]+$/;
+/**
+ * `o.<pid>.<tid>.<startTime>.<ns>.<nonce>`: the holder's core {@link Identity} is the entry's
+ * name — its pid, OS thread id, that thread's start time and its pid namespace's inode number
+ * (0 = unknown), then a random hex nonce. Older releases named entries
+ * `o.<pid>.<start>.<tid>.<tidStart>.<ns>.<nonce>` (one field more), so neither format matches
+ * the other's pattern.
+ */
+const OWNER_ENTRY = /^o\.(\d{1,16})\.(\d{1,16})\.(\d{1,16})\.(\d{1,16})\.[0-9a-f]{1,64}$/;
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -40,16 +46,39 @@ export function tempOwnerPid(entry: string, name: string): number | null {
   return m === null ? null : Number(m[1]);
 }
 
-function parseOwner(entry: string): Owner | null {
+/** The registry entry name for `owner`, made unique forever by a random nonce. */
+export function ownerEntry(owner: Identity = processIdentity()): string {
+  return `o.${owner.pid}.${owner.tid}.${owner.startTime}.${owner.ns ?? 0}.${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * Parse a registry entry name back into its holder's identity; null when it is not an entry of
+ * this format (an older release's, or anything else) or a field is out of range.
+ */
+export function entryOwner(entry: string): Identity | null {
   const m = OWNER_ENTRY.exec(entry);
   if (m === null) return null;
-  return {
-    pid: Number(m[1]),
-    start: Number(m[2]),
-    tid: Number(m[3]),
-    tidStart: Number(m[4]),
-    ns: m[5]!,
-  };
+  const pid = Number(m[1]);
+  const tid = Number(m[2]);
+  const startTime = Number(m[3]);
+  const ns = Number(m[4]);
+  if (pid < 1 || pid >= 2 ** 31 || tid >= 2 ** 31 || ns >= 2 ** 32) return null;
+  if (!Number.isSafeInteger(startTime)) return null;
+  return { pid, tid, startTime, ns };
+}
+
+/**
+ * Whether the holder named by registry entry `entry` certainly no longer runs, by core's rule
+ * (`isAlive` of '@bakery/core/node', the same one that judges every backend's slot owners):
+ * dead only when certain — its process or thread is gone or a zombie, or the thread id now
+ * belongs to a task that started at another time (a reused id) — and never a holder in another
+ * pid namespace. An entry in any other format (e.g. an older release's) is never judged dead:
+ * we cannot read its identity, so it is not ours to break; the claim waits for it like for any
+ * live holder, up to the registry's patience.
+ */
+export function holderIsDead(entry: string): boolean {
+  const owner = entryOwner(entry);
+  return owner !== null && !isAlive(owner);
 }
 
 /**
@@ -115,9 +144,11 @@ export function checkRegistry(registry: string, writers: Writers): fs.Stats | nu
  * the second one removes the file a third process created in between, and two hold the lock.
  *
  * Here the lock is a DIRECTORY at {@link registryPath}, held while it contains one entry whose
- * name is the holder's identity. Acquire: build a private directory holding that entry, then
- * `rename()` it onto the registry path; rename replaces a missing or EMPTY directory atomically
- * and fails with ENOTEMPTY/EEXIST on a non-empty one, so it succeeds only when the lock is free.
+ * name is the holder's identity, `o.<pid>.<tid>.<startTime>.<ns>.<nonce>` (see
+ * {@link ownerEntry}; judged by core's `isAlive`, see {@link holderIsDead}). Acquire: build a
+ * private directory holding that entry, then `rename()` it onto the registry path; rename
+ * replaces a missing or EMPTY directory atomically and fails with ENOTEMPTY/EEXIST on a
+ * non-empty one, so it succeeds only when the lock is free.
  * Release: unlink our entry (the directory is empty = free), then rmdir it if still empty. A
  * dead holder is removed by unlinking ITS entry by name; entry names are unique forever (pid,
  * start times, random nonce), so a late or duplicate breaker gets ENOENT and can never remove a
@@ -151,10 +182,7 @@ export class RegistryLock {
   }
 
   #acquire(): string {
-    const t = selfThread();
-    const entry =
-      `o.${process.pid}.${selfStartTime()}.${t.tid}.${t.start}.${selfPidNamespace()}.` +
-      randomBytes(6).toString('hex');
+    const entry = ownerEntry();
     let tmp: string;
     for (;;) {
       tmp = tempPath(this.#dir, this.#name, 'lock');
@@ -242,8 +270,7 @@ export class RegistryLock {
     if (entries.length === 0) return true;
     let broke = false;
     for (const e of entries) {
-      const owner = parseOwner(e);
-      if (owner === null || !ownerIsDead(owner)) continue;
+      if (!holderIsDead(e)) continue;
       try {
         fs.unlinkSync(path.join(this.path, e));
         broke = true;

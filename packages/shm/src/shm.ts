@@ -18,10 +18,9 @@ import {
   typeError,
   validateLayout,
 } from '@bakery/core';
-import { isAlive, processIdentity } from '@bakery/core/node';
+import { isAlive, pidNamespace, processIdentity } from '@bakery/core/node';
 import { SHM_MAX_SLOTS, ShmCells } from './cells.js';
 import { ACCESS_ENV, type Binding, nativeBinding, type ShmAccess, wantedAccess } from './native.js';
-import { ownerIsDead, selfPidNamespace } from './proc.js';
 import {
   checkRegistry,
   RegistryLock,
@@ -743,11 +742,13 @@ export function removeMutex(name: string, options?: RemoveOptions): boolean {
   } catch {
     // unreadable directory: nothing to tidy
   }
-  const ns = selfPidNamespace();
+  // A temp name records only its creator's pid: judge that pid in our own pid namespace by
+  // core's rule (tid 0: a zombie or a pid kill(pid, 0) cannot find is dead; else alive).
+  const ns = pidNamespace();
   for (const e of entries) {
     const pid = tempOwnerPid(e, name);
     if (pid === null || pid === process.pid) continue;
-    if (!ownerIsDead({ pid, start: 0, tid: 0, tidStart: 0, ns })) continue;
+    if (isAlive({ pid, tid: 0, startTime: 0, ns })) continue;
     fs.rmSync(path.join(dir, e), { recursive: true, force: true });
   }
   return removed;

@@ -1,10 +1,11 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { bytesFor, H, S, slotBase } from '@bakery/core';
+import { pidNamespace, processIdentity } from '@bakery/core/node';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { openMutex, removeMutex, ShmCells } from '../src/index.js';
-import { ownerIsDead, selfPidNamespace, selfStartTime, selfThread } from '../src/proc.js';
+import { entryOwner, holderIsDead, ownerEntry } from '../src/registry.js';
 import { codeOf, distEntry, freshDir } from './helpers.js';
 
 let dir: string;
@@ -359,25 +360,49 @@ for (const access of ['mapped', 'pure-js'] as const) {
     // Pure JS only: a mapped lock claims slots by compareExchange and has no registry.
     if (access === 'pure-js') {
       describe('registry lock (pure JS only: a mapped lock claims by compareExchange)', () => {
-        test('an entry left by a dead claimer (or a reused pid) is removed and the claim proceeds', async () => {
+        test('an entry of an exited claimer (or of a reused thread id) is removed and the claim proceeds', async () => {
           const file = makeLock('stale');
-          // A process that has certainly exited: its pid is gone (or reused with another start time).
-          const child = spawn(process.execPath, ['-e', '']);
-          const pid = child.pid!;
-          await new Promise((resolve) => child.on('exit', resolve));
-          const ns = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/pid'))![1];
+          const pid = await exitedPid();
+          const ns = pidNamespace();
           const reg = path.join(dir, '.bakery.stale.registry');
           fs.mkdirSync(reg);
-          fs.writeFileSync(path.join(reg, `o.${pid}.12345.${pid}.12345.${ns}.abcdef`), '');
+          fs.writeFileSync(path.join(reg, `o.${pid}.${pid}.12345.${ns}.abcdef`), '');
           const m = openMutex('stale', { dir });
           expect(fs.existsSync(reg)).toBe(false);
-          // Our own pid with another start time is a reused pid: dead too.
+          // Our own pid and thread id with another thread start time: a reused tid, dead too.
+          const me = processIdentity();
           fs.mkdirSync(reg);
-          fs.writeFileSync(path.join(reg, `o.${process.pid}.1.0.0.${ns}.abcdef`), '');
+          fs.writeFileSync(
+            path.join(reg, `o.${me.pid}.${me.tid}.${me.startTime + 1}.${ns}.abcdef`),
+            '',
+          );
           m.close();
           expect(fs.existsSync(reg)).toBe(false);
           const cells = new ShmCells(fs.openSync(file, 'r'), bytesFor(4) / 4);
           expect(cells.load(slotBase(m.slot) + S.OWNER)).toBe(0);
+        });
+
+        test('an entry of a holder in another pid namespace, or in a foreign (older) format, is never broken: the claim waits', async () => {
+          makeLock('kept');
+          const pid = await exitedPid();
+          const ns = pidNamespace();
+          const reg = path.join(dir, '.bakery.kept.registry');
+          // Another namespace: its pid means nothing here, even one that is gone from ours.
+          const elsewhere = `o.${pid}.${pid}.12345.${(ns % 2 ** 31) + 1}.abcdef`;
+          // The older `o.<pid>.<start>.<tid>.<tidStart>.<ns>.<nonce>` of the same exited process.
+          const older = `o.${pid}.12345.${pid}.12345.${ns}.abcdef`;
+          fs.mkdirSync(reg);
+          for (const e of [elsewhere, older]) fs.writeFileSync(path.join(reg, e), '');
+          // A claim in a child, bounded: it must still be waiting (not broken through, not failed)
+          // when the timeout kills it.
+          const code = `import(${JSON.stringify(distEntry)}).then((m) => { m.openMutex('kept', { dir: ${JSON.stringify(dir)} }); process.exit(3); }, () => process.exit(4));`;
+          const r = spawnSync(process.execPath, ['-e', code], { timeout: 1500 });
+          expect(r.status).toBeNull();
+          expect(r.signal).toBe('SIGTERM');
+          expect(fs.readdirSync(reg).sort()).toEqual([elsewhere, older].sort());
+          // Once they are gone, the claim proceeds.
+          for (const e of [elsewhere, older]) fs.unlinkSync(path.join(reg, e));
+          openMutex('kept', { dir }).close();
         });
       });
     }
@@ -462,16 +487,78 @@ for (const access of ['mapped', 'pure-js'] as const) {
   });
 }
 
-test('owner liveness: only a certainly dead owner is dead — never one in another pid namespace, never ourselves', async () => {
+/** The pid of a process that has certainly exited (and been reaped). */
+async function exitedPid(): Promise<number> {
   const child = spawn(process.execPath, ['-e', '']);
   const pid = child.pid!;
   await new Promise((resolve) => child.on('exit', resolve));
-  const ns = selfPidNamespace();
-  const me = { pid: process.pid, start: selfStartTime(), tid: 0, tidStart: 0, ns };
-  expect(ownerIsDead(me)).toBe(false);
-  expect(ownerIsDead({ ...me, tid: selfThread().tid, tidStart: selfThread().start })).toBe(false);
-  expect(ownerIsDead({ ...me, start: me.start + 1 })).toBe(true);
-  expect(ownerIsDead({ ...me, tid: 2 ** 22 + 7, tidStart: 1 })).toBe(true);
-  expect(ownerIsDead({ ...me, pid })).toBe(true);
-  expect(ownerIsDead({ ...me, pid, ns: `${ns}0` })).toBe(false);
+  return pid;
+}
+
+test('registry entries: the name round-trips a core identity; anything else parses to null', () => {
+  const me = processIdentity();
+  const entry = ownerEntry();
+  expect(entry).toMatch(/^o\.\d+\.\d+\.\d+\.\d+\.[0-9a-f]{12}$/);
+  expect(entry.startsWith(`o.${me.pid}.${me.tid}.${me.startTime}.${me.ns ?? 0}.`)).toBe(true);
+  expect(entryOwner(entry)).toEqual({ ...me, ns: me.ns ?? 0 });
+  expect(ownerEntry()).not.toBe(entry); // a fresh nonce each time
+  for (const bad of [
+    'o.1.2.3.4.5.abcdef', // the older 7-field format
+    'o.1.2.3.4..abcdef', // the older format with an unknown namespace
+    'o.1.2.3.abcdef',
+    'o.0.0.0.0.abcdef', // pid 0
+    'o.1.2.3.4.xyz',
+    'o.1.2.3.4.',
+    `o.1.2.3.${2 ** 32}.abcdef`, // namespace out of range
+    'o.12345678901234567.0.0.0.ab', // too many digits
+    'x.1.2.3.4.abcdef',
+    'anything',
+  ]) {
+    expect(entryOwner(bad), bad).toBeNull();
+    expect(holderIsDead(bad), bad).toBe(false);
+  }
+});
+
+test('registry holder liveness is core isAlive: only a certainly dead holder is dead — never one in another pid namespace, never ourselves', async () => {
+  const pid = await exitedPid();
+  const me = processIdentity();
+  const ns = pidNamespace();
+  const other = (ns % 2 ** 31) + 1;
+  const e = (p: number, tid: number, start: number, n: number) => `o.${p}.${tid}.${start}.${n}.abc`;
+  expect(holderIsDead(ownerEntry())).toBe(false);
+  expect(holderIsDead(e(me.pid, me.tid, me.startTime, ns))).toBe(false);
+  expect(holderIsDead(e(me.pid, 0, 0, ns))).toBe(false); // pid only
+  expect(holderIsDead(e(me.pid, me.tid, me.startTime + 1, ns))).toBe(true); // reused tid
+  expect(holderIsDead(e(me.pid, 2 ** 22 + 7, 1, ns))).toBe(true); // a thread that is gone
+  expect(holderIsDead(e(pid, pid, 12345, ns))).toBe(true); // an exited process
+  expect(holderIsDead(e(pid, 0, 0, ns))).toBe(true);
+  // Another pid namespace is never judged, whatever its pid looks like here.
+  expect(holderIsDead(e(pid, pid, 12345, other))).toBe(false);
+  expect(holderIsDead(e(me.pid, me.tid, me.startTime + 1, other))).toBe(false);
+});
+
+test('a zombie holder (exited, not yet reaped by its parent) is dead', async () => {
+  // sh starts a short child, then becomes `sleep`, which never waits for it: a zombie.
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 10'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  try {
+    const zpid = Number(
+      await new Promise<string>((resolve) => parent.stdout.once('data', (d) => resolve(`${d}`))),
+    );
+    const stat = () => fs.readFileSync(`/proc/${zpid}/stat`, 'latin1');
+    const fields = () =>
+      stat()
+        .slice(stat().lastIndexOf(')') + 2)
+        .split(' ');
+    const deadline = Date.now() + 5000;
+    while (fields()[0] !== 'Z' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(fields()[0]).toBe('Z');
+    const start = Number(fields()[19]);
+    expect(holderIsDead(`o.${zpid}.${zpid}.${start}.${pidNamespace()}.abc`)).toBe(true);
+    expect(holderIsDead(`o.${zpid}.0.0.${pidNamespace()}.abc`)).toBe(true);
+  } finally {
+    parent.kill();
+  }
 });
