@@ -71,7 +71,7 @@ export class BakeryError extends Error {
   static override [Symbol.hasInstance](x: unknown): boolean {
     return (
       (typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[BRAND] === true) ||
-      Function.prototype[Symbol.hasInstance].call(this, x)
+      Function.prototype[Symbol.hasInstance].call(BakeryError, x)
     );
   }
 
