@@ -41,7 +41,11 @@ export const H = {
   ACQUISITIONS: 8,
   /** Largest ticket number ever issued (monotone; exact where the backend has compareExchange). */
   MAX_TICKET: 9,
-  /** Reaper lock word (0 free, else slot + 1 of the reaper). Reserved for crash recovery. */
+  /**
+   * Reaper lock word: 0 = free, else the token of the reaper's claim of its slot,
+   * {@link reaperToken}(slot, CLAIM_GEN of that claim) — unique per claim, so no reuse of a
+   * slot, pid or thread id can fake or block it.
+   */
   REAPER: 10,
   /**
    * How every participant of this lock accesses its cells ({@link ACCESS}), written by the
@@ -99,7 +103,28 @@ export const S = {
    * or other participants: only the pid-based check applies). Cleared with the other owner cells.
    */
   OWNER_LEASE: 8,
+  /**
+   * Claim generation: every claim of this slot adds 1 (mod 2^19) before its first doorway; never
+   * cleared on free. The REAPER token of the slot's current claim carries it.
+   */
+  CLAIM_GEN: 9,
 } as const;
+
+/** Claim generations wrap at 2^19 (19 bits of the REAPER token). */
+export const CLAIM_GEN_MASK = 0x7ffff;
+
+/**
+ * The REAPER token of the claim of `slot` with generation `gen`: `gen << 13 | (slot + 1)`, never
+ * 0 (slot + 1 ≤ 4096 fits in 13 bits), as a signed 32-bit cell value.
+ */
+export function reaperToken(slot: number, gen: number): number {
+  return ((gen & CLAIM_GEN_MASK) << 13) | (slot + 1) | 0;
+}
+
+/** The slot and generation a REAPER token names ({@link reaperToken} reversed). */
+export function reaperClaim(token: number): { slot: number; gen: number } {
+  return { slot: (token & 0x1fff) - 1, gen: (token >>> 13) & CLAIM_GEN_MASK };
+}
 
 export const WHITE = 0;
 export const BLACK = 1;

@@ -1,7 +1,17 @@
 import { Acquirer, BLOCKED, DONE, STEP_BACK, type TraceHooks } from './acquirer.js';
 import type { Backend, Cells, Identity } from './backend.js';
 import { BakeryError } from './errors.js';
-import { ACCESS, BLACK, H, S, slotBase, WHITE } from './layout.js';
+import {
+  ACCESS,
+  BLACK,
+  CLAIM_GEN_MASK,
+  H,
+  reaperClaim,
+  reaperToken,
+  S,
+  slotBase,
+  WHITE,
+} from './layout.js';
 import { accessName, layoutAccess, raiseHighWater, scanLimit, validateLayout } from './memory.js';
 import { readOwner } from './owner.js';
 import { farSleepMs, MIN_SLEEP_MS, nextHandoffEstimate, nextPollCap } from './pacing.js';
@@ -608,6 +618,19 @@ export class BakeryMutex implements Mutex {
    * its exit would and flag ownerDied; then clear j's choosing and ticket (for a dead waiter
    * this is a withdrawal: no colour write) and free the slot; wake everyone sleeping on j.
    */
+  /**
+   * Whether the reaper whose token is in REAPER is certainly gone: its claim is over (the slot
+   * is free, or claimed again: another generation), or the slot's owner is dead. A token that
+   * names no slot is damage, and gone too. A live reaper's token is never judged gone.
+   */
+  #reaperGone(token: number): boolean {
+    const { slot, gen } = reaperClaim(token);
+    if (slot < 0 || slot >= this.#capacity) return true;
+    if ((this.#cells.load(slotBase(slot) + S.CLAIM_GEN) & CLAIM_GEN_MASK) !== gen) return true;
+    const owner = this.#ownerOf(slot);
+    return owner === null || !this.#isAlive!(owner, slot);
+  }
+
   #reap(j: number, dead: Identity): boolean {
     const cells = this.#cells;
     const body = (): boolean => {
@@ -648,13 +671,15 @@ export class BakeryMutex implements Mutex {
       return true;
     };
     if (cells.compareExchange === undefined) return cells.withRegistryLock!(body);
-    // The REAPER word holds the reaper's thread id (system-wide unique among live threads, and
-    // known before a slot is claimed), so a reaper that died mid-reap can itself be detected.
-    const me = this.#identity.tid || this.#identity.pid;
+    // The REAPER word holds the token of our claim of our slot (slot + its claim generation):
+    // unique per claim, so a token whose claim is over — the slot freed, reclaimed (new
+    // generation), or its owner dead — can be cleared, and the clearing CAS succeeds only if
+    // the word still holds that very token. No reused pid or thread id can fake or block it.
+    const me = reaperToken(this.#slot, cells.load(slotBase(this.#slot) + S.CLAIM_GEN));
     for (;;) {
       const r = cells.compareExchange(H.REAPER, 0, me);
       if (r === 0) break;
-      if (r === me || this.#isAlive!({ pid: r, tid: 0, startTime: 0 })) return false;
+      if (r === me || !this.#reaperGone(r)) return false;
       cells.compareExchange(H.REAPER, r, 0);
     }
     try {
@@ -781,6 +806,9 @@ export class BakeryMutex implements Mutex {
         // No lease yet (the backend sets it once one is held); a reaper from an older version
         // may have left it set.
         cells.store(b + S.OWNER_LEASE, 0);
+        // A new claim, a new generation: a REAPER token of an earlier claim of this slot no
+        // longer matches, so it can be cleared without asking whether the old owner lives.
+        cells.store(b + S.CLAIM_GEN, (cells.load(b + S.CLAIM_GEN) + 1) & CLAIM_GEN_MASK);
         // A free slot holds no protocol state unless something damaged it; whatever was left
         // here is ours now, and dropping it is a withdrawal (wake whoever waited on it).
         if (cells.load(b + S.CHOOSING) !== 0 || cells.load(b + S.TICKET) !== 0) {

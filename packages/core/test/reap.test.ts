@@ -1,5 +1,14 @@
 import { describe, expect, test } from 'vitest';
-import { H, type Identity, openOn, packTicket, S, slotBase } from '../src/index.js';
+import {
+  H,
+  type Identity,
+  openOn,
+  packTicket,
+  reaperClaim,
+  reaperToken,
+  S,
+  slotBase,
+} from '../src/index.js';
 import { createReferenceCells } from '../src/reference.js';
 
 /** A backend over the reference memory whose participants die when the test says so. */
@@ -162,5 +171,66 @@ describe('damage that passes validation never wedges the lock or lets two in', (
       'OWNER_DIED 7 is not 0, 1 or 2',
     ]);
     a.close();
+  });
+});
+
+describe('the REAPER word: a token unique per claim', () => {
+  /** A dead holder (b) for `c` to reap, plus a participant `a`, on a fresh world. */
+  function setup() {
+    const w = world(4);
+    const a = w.open();
+    const b = w.open();
+    const c = w.open();
+    b.mutex.lockSync();
+    w.dead.add(b.pid);
+    const gen = (m: { mutex: { slot: number } }) =>
+      w.cells.load(slotBase(m.mutex.slot) + S.CLAIM_GEN);
+    return { ...w, a, b, c, gen };
+  }
+
+  test("a live reaper's token keeps others from reaping at the same time", () => {
+    const { cells, a, b, c, gen } = setup();
+    cells.store(H.REAPER, reaperToken(a.mutex.slot, gen(a))); // a is reaping (and alive)
+    expect(c.mutex.reapDead()).toBe(0);
+    expect(c.mutex.inspect().slots[b.mutex.slot]!.owner).not.toBeNull();
+    cells.store(H.REAPER, 0);
+    expect(c.mutex.reapDead()).toBe(1);
+    expect(cells.load(H.REAPER)).toBe(0);
+    a.mutex.close();
+    c.mutex.close();
+  });
+
+  test('the token of a reaper that died mid-reap, or whose claim is over, is cleared and the reap proceeds', () => {
+    const { cells, dead, a, b, c, gen } = setup();
+    cells.store(H.REAPER, reaperToken(a.mutex.slot, gen(a)));
+    dead.add(a.pid); // a died holding REAPER
+    expect(c.mutex.reapDead()).toBe(2); // a and b
+    expect(cells.load(H.REAPER)).toBe(0);
+    expect(c.mutex.inspect().slots[b.mutex.slot]!.owner).toBeNull();
+    c.mutex.close();
+  });
+
+  test('no ABA: a token of an earlier claim of a slot that a live participant has claimed again is stale, and cleared', () => {
+    const { cells, open, a, b, c, gen } = setup();
+    const slot = a.mutex.slot;
+    const old = reaperToken(slot, gen(a));
+    a.mutex.close();
+    const d = open(); // reclaims a's slot: a new generation, a live owner
+    expect(d.mutex.slot).toBe(slot);
+    expect(gen(d)).not.toBe(reaperClaim(old).gen);
+    cells.store(H.REAPER, old);
+    expect(c.mutex.reapDead()).toBe(1); // b, although "slot + 1" would name live d
+    expect(c.mutex.inspect().slots[b.mutex.slot]!.owner).toBeNull();
+    expect(c.mutex.inspect().slots[slot]!.owner).not.toBeNull(); // d untouched
+    d.mutex.close();
+    c.mutex.close();
+  });
+
+  test('a token that names no slot (damage) is cleared', () => {
+    const { cells, b, c } = setup();
+    cells.store(H.REAPER, reaperToken(4000, 1));
+    expect(c.mutex.reapDead()).toBe(1);
+    expect(c.mutex.inspect().slots[b.mutex.slot]!.owner).toBeNull();
+    c.mutex.close();
   });
 });
