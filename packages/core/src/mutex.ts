@@ -13,7 +13,7 @@ import {
   WHITE,
 } from './layout.js';
 import { accessName, layoutAccess, raiseHighWater, scanLimit, validateLayout } from './memory.js';
-import { readOwner } from './owner.js';
+import { readOwner, sameOwner } from './owner.js';
 import { farSleepMs, MIN_SLEEP_MS, nextHandoffEstimate, nextPollCap } from './pacing.js';
 import { checkTimeout, rangeError, typeError } from './validate.js';
 
@@ -187,6 +187,12 @@ export interface Mutex {
   markConsistent(options?: LockSyncOptions): boolean;
   /** Free the slot. Throws `BAKERY_ALREADY_HELD` while held or acquiring; a second close is a no-op. */
   close(): void;
+}
+
+/** A slot whose owner was found dead: who, and the generation of the claim that was judged. */
+interface DeadClaim {
+  owner: Identity;
+  gen: number;
 }
 
 const BACKSTOP_MS = 50;
@@ -589,12 +595,15 @@ export class BakeryMutex implements Mutex {
   }
 
   /** Is slot `s` owned by a participant that is certainly dead? Returns its identity if so. */
-  #deadOwner(s: number): Identity | null {
+  #deadOwner(s: number): DeadClaim | null {
     if (s < 0 || s === this.#slot || this.#isAlive === undefined) return null;
     if (s >= this.#capacity) return null;
+    // The claim's generation before its owner: if the slot is freed and claimed again (even by
+    // the same thread, with the same identity) after this, the reaper's re-check sees it.
+    const gen = this.#cells.load(slotBase(s) + S.CLAIM_GEN);
     const owner = this.#ownerOf(s);
     if (owner === null || this.#isAlive(owner, s)) return null;
-    return owner;
+    return { owner, gen };
   }
 
   /**
@@ -631,20 +640,13 @@ export class BakeryMutex implements Mutex {
     return owner === null || !this.#isAlive!(owner, slot);
   }
 
-  #reap(j: number, dead: Identity): boolean {
+  #reap(j: number, dead: DeadClaim): boolean {
     const cells = this.#cells;
     const body = (): boolean => {
+      // The same claim (same generation), the same owner, and still dead.
+      if (cells.load(slotBase(j) + S.CLAIM_GEN) !== dead.gen) return false;
       const now = this.#ownerOf(j);
-      if (
-        now === null ||
-        now.pid !== dead.pid ||
-        now.tid !== dead.tid ||
-        now.startTime !== dead.startTime ||
-        now.ns !== dead.ns ||
-        this.#isAlive!(now, j)
-      ) {
-        return false;
-      }
+      if (!sameOwner(now, dead.owner) || this.#isAlive!(now!, j)) return false;
       const b = slotBase(j);
       if (cells.load(H.HOLDER) === j + 1) {
         // OWNER_DIED, then the colour, then HOLDER = 0 LAST: all three are idempotent, so if

@@ -234,3 +234,34 @@ describe('the REAPER word: a token unique per claim', () => {
     c.mutex.close();
   });
 });
+
+test('a reaper never frees a new claim of the slot it judged: the claim generation is re-checked under REAPER', () => {
+  const cells = createReferenceCells(4);
+  const victimId: Identity = { pid: 4242, tid: 0, startTime: 7 };
+  let victim = openOn({ cells, identity: () => victimId });
+  const slot = victim.slot;
+  let reclaimed = false;
+  // The liveness answer comes from a probe that raced with the victim closing and claiming the
+  // same slot again under the same identity (what a lease probe between a close and a re-claim
+  // of one thread sees): "dead" once, and by the time the reaper re-checks, a new live claim.
+  const reaper = openOn({
+    cells,
+    identity: () => ({ pid: 1, tid: 0, startTime: 0 }),
+    isAlive: (o, s) => {
+      if (o.pid !== victimId.pid || s !== slot) return true;
+      if (reclaimed) return false; // a stale "dead" for the new claim too: only the gen tells
+      reclaimed = true;
+      victim.close();
+      victim = openOn({ cells, identity: () => victimId });
+      return false;
+    },
+  });
+  expect(reaper.reapDead()).toBe(0);
+  expect(victim.slot).toBe(slot);
+  expect(cells.load(slotBase(slot) + S.OWNER)).toBe(victimId.pid);
+  const lease = victim.lockSync();
+  expect(reaper.tryLock()).toBeNull();
+  lease.release();
+  victim.close();
+  reaper.close();
+});
