@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Lease, Mutex } from '@bakery/core';
 import { cellsFor, H } from '@bakery/core';
+import { damageSuite } from './damage.js';
 import { faultSuite } from './faults.js';
 import { type ConformanceFactory, type Fixture, type Report, SCRATCH } from './types.js';
 import { codeOf, codeOfAsync, scale, sleep, until } from './util.js';
@@ -476,4 +477,5 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
   });
 
   faultSuite({ test, describe, factory });
+  damageSuite({ test, describe, factory });
 }

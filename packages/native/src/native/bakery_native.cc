@@ -336,22 +336,36 @@ bool ArgCell(const Napi::CallbackInfo& info, Mapping** mapping, int32_t** addr) 
   return true;
 }
 
+// The arguments of wait and waitAsync: (buffer, index, expected, timeoutMs). The deadline is
+// taken now (CLOCK_MONOTONIC), so it counts from the call. On success `a.mapping` holds a
+// reference the caller must release.
+struct WaitArgs {
+  Mapping* mapping;
+  int32_t* addr;
+  int32_t expected;
+  timespec deadline;
+  bool infinite;
+};
+
+bool ArgWait(const Napi::CallbackInfo& info, WaitArgs* a) {
+  double ms;
+  if (!ArgInt32Value(info, 2, "expected", &a->expected) ||
+      !ArgTimeout(info, 3, &ms, &a->infinite) || !ArgCell(info, &a->mapping, &a->addr)) {
+    return false;
+  }
+  a->deadline = DeadlineAfter(a->infinite ? 0 : ms);
+  return true;
+}
+
 // wait(buffer, index, expected, timeoutMs) → 'ok' | 'not-equal' | 'timed-out'. Blocks this thread.
 Napi::Value Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int32_t expected;
-  double ms;
-  bool infinite;
-  Mapping* mapping;
-  int32_t* addr;
-  if (!ArgInt32Value(info, 2, "expected", &expected) || !ArgTimeout(info, 3, &ms, &infinite) ||
-      !ArgCell(info, &mapping, &addr)) {
-    return env.Undefined();
-  }
-  timespec deadline = DeadlineAfter(infinite ? 0 : ms);
+  WaitArgs a;
+  if (!ArgWait(info, &a)) return env.Undefined();
   int err = 0;
-  WaitResult r = FutexWait(addr, expected, infinite ? nullptr : &deadline, nullptr, &err);
-  ReleaseMapping(mapping);
+  WaitResult r =
+      FutexWait(a.addr, a.expected, a.infinite ? nullptr : &a.deadline, nullptr, &err);
+  ReleaseMapping(a.mapping);
   switch (r) {
     case WaitResult::kOk:
       return Napi::String::New(env, "ok");
@@ -380,19 +394,11 @@ Napi::Value Wake(const Napi::CallbackInfo& info) {
 // waitAsync(buffer, index, expected, timeoutMs) → Promise of the same results as wait().
 Napi::Value WaitAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int32_t expected;
-  double ms;
-  bool infinite;
-  Mapping* mapping;
-  int32_t* addr;
-  if (!ArgInt32Value(info, 2, "expected", &expected) || !ArgTimeout(info, 3, &ms, &infinite) ||
-      !ArgCell(info, &mapping, &addr)) {
-    return env.Undefined();
-  }
-  // The deadline starts now, not when a thread picks the job up.
-  timespec deadline = DeadlineAfter(infinite ? 0 : ms);
-  return GetInstance(env)->waiter->Start(env, mapping, addr, expected,
-                                         infinite ? nullptr : &deadline);
+  WaitArgs a;
+  // The deadline starts now (in ArgWait), not when a thread picks the job up.
+  if (!ArgWait(info, &a)) return env.Undefined();
+  return GetInstance(env)->waiter->Start(env, a.mapping, a.addr, a.expected,
+                                         a.infinite ? nullptr : &a.deadline);
 }
 
 // cancelWaits() → number of this thread's pending waitAsync calls ended early (they resolve 'ok').
