@@ -31,6 +31,14 @@
  *   AS_DESCRIBED_REAP_ORDER        reaper: HOLDER = 0, COLOUR, OWNER_DIED = 1 (issue 6's order)
  *   AS_DESCRIBED_NO_STEPBACK_REAP  a doorway that steps back never reaps the high ticket's owner
  *   AS_DESCRIBED_REAPER_SLOT_TOKEN REAPER holds slot + 1 (reused with the slot): ABA on clearing it
+ *   OUTSIDER           one more process, _pid = N, is a participant WITHOUT a slot (it waits
+ *                      for one: the slot table is full) that reaps dead slots. Its REAPER token
+ *                      is its outsider incarnation's (the OUTSIDER_GEN generation, taken under
+ *                      the backend's outsider lock): unique, and gone once it is dead. It may
+ *                      crash anywhere (CRASH); a new incarnation starts once the kernel lock is
+ *                      free, with a new token (the stale one is cleared)
+ *   BUG_OUTSIDER_SAME_TOKEN  every outsider incarnation uses one token (no generation), and a
+ *                      new incarnation that finds it in REAPER takes it for its own
  *   BUG_REUSE_HWM      the waiting scan reuses the doorway's HWM read (ARCHITECTURE: shortcut 2)
  *   BUG_TRYLOCK_EXIT_COLOUR  a failing tryLock writes the exit colour (ARCHITECTURE: withdrawal)
  */
@@ -56,7 +64,11 @@ byte reaper;            /* REAPER: slot + 1 of the reaper, 0 = free */
 bit  owner_died;        /* OWNER_DIED (robust: 'auto', so 2 never appears) */
 
 /* ---- ghosts ---- */
+#ifdef OUTSIDER
+bool dead[N + 1];       /* ... and dead[N]: the outsider's current incarnation has crashed */
+#else
 bool dead[N];           /* the slot's current owner has crashed (the liveness check is exact) */
+#endif
 bool claimed[N] = 1;    /* the slot's OWNER word is non-zero */
 bool incs[N];           /* in the critical section (a crashed holder stays in until reaped) */
 bool hold[N];           /* between HOLDER = i + 1 and HOLDER = 0: the user's code may run */
@@ -125,6 +137,9 @@ bit chaos = 1;          /* withdrawals and crashes happen only while chaos = 1; 
  */
 inline REAP(x) {
   W(atomic { r = reaper; if :: r == 0 -> reaper = _pid + 1 :: else fi });
+#ifdef BUG_OUTSIDER_SAME_TOKEN
+  if :: r == _pid + 1 && _pid == N -> r = 0 :: else fi;   /* "my token": take it as mine */
+#endif
   if
   :: r == 0 ->
      if
@@ -160,10 +175,21 @@ inline REAP(x) {
      :: else -> r = 0
      fi
 #else
+#ifdef BUG_OUTSIDER_SAME_TOKEN
+     /* the outsider's token is reused by its next incarnation: reading it, finding its holder
+        dead and the CAS are no longer one step (the same ABA as a reused slot token) */
+     if
+     :: r == N + 1 && dead[N] -> W(atomic { if :: reaper == r -> reaper = 0 :: else fi; r = 0 })
+     :: r == N + 1 && !dead[N] -> r = 0
+     :: r != N + 1 ->
+#endif
      /* REAPER holds a token unique to the reaper's claim of its slot (never reused), so a
         successful CAS(token -> 0) means the word held that dead reaper's token all along:
         read, liveness check and CAS are equivalent to one atomic step */
      W(atomic { if :: reaper == r && dead[r - 1] -> reaper = 0 :: else fi; r = 0 })
+#ifdef BUG_OUTSIDER_SAME_TOKEN
+     fi
+#endif
 #endif
   fi
 }
@@ -359,6 +385,42 @@ end_dead:                                          /* until a reaper frees the s
   atomic { !claimed[_pid] -> claimed[_pid] = true; dead[_pid] = false; hold[_pid] = false };
   goto life
 }
+
+#ifdef OUTSIDER
+/*
+ * A participant without a slot (Mutex.#reapDead while waiting for a free slot): it may reap any
+ * slot whose owner is dead, under REAPER like everyone. Declared after the N slot processes, so
+ * _pid == N; its token is N + 1 and dead[N] says whether the incarnation that holds it is dead.
+ * A new incarnation (after a crash) has a new token in the implementation (OUTSIDER_GEN is
+ * bumped under the outsider lock, which the kernel released with the dead incarnation); here the
+ * token number stays N + 1, so a stale one is cleared in the step that starts the new
+ * incarnation — as the code's gone rule clears a token of a generation that is not current.
+ */
+active proctype O()
+{
+  byte x, r, t;
+life:
+  do
+  :: select(x : 0 .. N - 1);
+     if
+     :: claimed[x] && dead[x] -> REAP(x)
+     :: else
+     fi;
+     atomic { x = 0; r = 0; t = 0 }
+  :: CANCRASH -> goto crashed
+  od;
+crashed:
+  atomic { dead[N] = true; CRASHCOUNT; x = 0; r = 0; t = 0 };
+#ifdef BUG_OUTSIDER_SAME_TOKEN
+  dead[N] = false;                                 /* a new incarnation, the same token */
+#else
+  /* a new incarnation, with a new token: the old one, if still in REAPER, names an outsider
+     generation that is no longer current, so the new incarnation (like anyone) clears it */
+  atomic { dead[N] = false; if :: reaper == N + 1 -> reaper = 0 :: else fi };
+#endif
+  goto life
+}
+#endif
 
 #ifdef CALM
 active proctype Calm() { chaos = 0 }

@@ -27,11 +27,16 @@ runs=(
   # --- liveness of process 0 (never crashes, never times out) under weak fairness (pan -a -f)
   "n2-live-fcfs#exhaustive#-DN=2 -DLIVE -DFAIR0 -DCRASH -DTRYLOCK -DCALM#-O0 -DNFAIR=3 -DCOLLAPSE#-a -f -m2000000 -w24 -N fcfs"
   "n2-live-nostarve#exhaustive#-DN=2 -DLIVE -DFAIR0 -DCRASH -DTRYLOCK -DCALM#-O0 -DNFAIR=3 -DCOLLAPSE#-a -f -m2000000 -w24 -N nostarve"
+  # --- a participant without a slot (waiting for one) reaps too, with its own outsider token
+  "n2-safety-outsider#exhaustive#-DN=2 -DTRYLOCK -DCRASH -DOUTSIDER#-O0 -DSAFETY -DCOLLAPSE#-m2000000 -w24"
+  "n3-safety-outsider-bitstate#pass#-DN=3 -DCRASH -DNO_WITHDRAW -DSTATIC_HWM -DOUTSIDER#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
+  "n2-live-nostarve-outsider#exhaustive#-DN=2 -DLIVE -DFAIR0 -DCRASH -DTRYLOCK -DCALM -DOUTSIDER#-O0 -DNFAIR=4 -DCOLLAPSE#-a -f -m2000000 -w24 -N nostarve"
   "n3-live-nostarve-bitstate#pass#-DN=3 -DLIVE -DFAIR0 -DCRASH -DCALM -DSTATIC_HWM#-O2 -DNFAIR=3 -DBITSTATE#-a -f -m400 -w27 -N nostarve"
   # --- must fail: deliberate bugs
   "bug-reuse-hwm#fail:assertion violated \(ncs==1\)#-DN=3 -DNO_WITHDRAW -DBUG_REUSE_HWM#-O0 -DSAFETY -DBITSTATE#-m400 -w26"
   "bug-no-stepback-with-trylock#fail:assertion violated \(n<=2\)#-DN=2 -DTRYLOCK -DNOSTEPBACK#-O0 -DSAFETY#-m100000 -w22"
   "bug-trylock-exit-colour#fail:assertion violated \(ncs==1\)#-DN=3 -DTRYLOCK -DSTATIC_HWM -DBUG_TRYLOCK_EXIT_COLOUR#-O2 -DSAFETY -DBITSTATE#-m300 -w27"
+  "bug-outsider-same-token#fail:assertion violated dead\[#-DN=3 -DCRASH -DNO_WITHDRAW -DSTATIC_HWM -DOUTSIDER -DBUG_OUTSIDER_SAME_TOKEN#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
   # --- must fail: the recovery design as first described (see docs/ARCHITECTURE.md)
   "described-reap-order#fail:assertion violated \( !\(dirty\)\|\|odf\)#-DN=3 -DCRASH -DMAXCRASH=2 -DNO_WITHDRAW -DSTATIC_HWM -DAS_DESCRIBED_REAP_ORDER#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
   "described-reaper-slot-token#fail:assertion violated dead\[#-DN=3 -DCRASH -DMAXCRASH=3 -DNO_WITHDRAW -DSTATIC_HWM -DAS_DESCRIBED_REAPER_SLOT_TOKEN#-O2 -DSAFETY -DBITSTATE#-m400 -w27"

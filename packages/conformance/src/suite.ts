@@ -80,15 +80,23 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
     }
   };
 
-  const exclusion = (mode: 'sync' | 'async' | 'mixed') =>
-    withFixture(n + 2, async (f) => {
-      const reports = await f.run(n, { kind: 'count', iterations: m, mode });
+  const exclusion = (mode: 'sync' | 'async' | 'mixed', slots = n + 2, iterations = m) =>
+    withFixture(slots, async (f) => {
+      const reports = await f.run(n, { kind: 'count', iterations, mode });
       assertClean(reports);
       const total = reports.reduce((a, r) => a + r.acquired, 0);
-      assert.equal(total, n * m);
-      assert.equal(f.scratchGet(SCRATCH.COUNTER), n * m, 'lost updates: the counter is not exact');
+      assert.equal(total, n * iterations);
+      assert.equal(
+        f.scratchGet(SCRATCH.COUNTER),
+        n * iterations,
+        'lost updates: the counter is not exact',
+      );
       const snap = f.inspect();
-      assert.ok(snap.maxTicket <= n, `largest ticket ${snap.maxTicket} exceeds ${n} participants`);
+      const bound = Math.min(n, slots);
+      assert.ok(
+        snap.maxTicket <= bound,
+        `largest ticket ${snap.maxTicket} exceeds ${bound} (participants, slots)`,
+      );
       for (const s of snap.slots) assert.equal(s.ticket, 0, `slot ${s.slot} still has a ticket`);
       assert.equal(snap.holder, null);
     });
@@ -107,6 +115,21 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
     test(
       `mutual exclusion: ${who} × ${m} mixed lockSync/lock/tryLock increments give an exact count`,
       exclusion('mixed'),
+      LONG,
+    );
+
+    // More participants than slots: those without one wait for a slot, and every release while
+    // someone waits frees the releaser's slot, so they all take turns.
+    const few = Math.max(1, Math.floor(n / 2));
+    const mFew = Math.max(1, Math.round(m / 4));
+    test(
+      `more participants than slots: ${who} on ${few} slot(s) × ${mFew} sync read–yield–write increments give an exact count, and every participant finishes`,
+      exclusion('sync', few, mFew),
+      LONG,
+    );
+    test(
+      `more participants than slots: ${who} on ${few} slot(s) × ${mFew} async read–yield–write increments give an exact count, and every participant finishes`,
+      exclusion('async', few, mFew),
       LONG,
     );
 
@@ -318,6 +341,7 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
       'misuse gets coded errors: release twice, re-entrant lockSync, close while held, use after close, bad arguments',
       withFixture(4, async (f) => {
         const a = f.open();
+        const aSlot = a.slot;
         const lease: Lease = a.lockSync();
         assert.equal(
           codeOf(() => a.lockSync()),
@@ -385,24 +409,38 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
           'BAKERY_CLOSED',
         );
         assert.deepEqual(f.bytes(), closed, 'using a closed instance changed shared memory');
-        assert.equal(f.inspect().slots[a.slot]!.owner, null, 'close() did not free the slot');
+        assert.equal(f.inspect().slots[aSlot]!.owner, null, 'close() did not free the slot');
+        assert.equal(a.slot, -1, 'a closed instance still names a slot');
       }),
     );
 
     test(
-      'a full slot table is BAKERY_NO_FREE_SLOT and leaves shared memory untouched; close frees a slot',
+      'an open on a full slot table has no slot and writes nothing; tryLock is BAKERY_NO_FREE_SLOT; lockSync waits its timeout for a slot, then BAKERY_NO_FREE_SLOT; a waiting lock() takes the slot close() frees',
       withFixture(2, async (f) => {
         const a = f.open();
         const b = f.open();
+        const aSlot = a.slot;
         const before = f.bytes();
+        const c = f.open();
+        assert.equal(c.slot, -1);
+        assert.deepEqual(f.bytes(), before, 'an open without a slot wrote to shared memory');
         assert.equal(
-          codeOf(() => f.open()),
+          codeOf(() => c.tryLock()),
           'BAKERY_NO_FREE_SLOT',
         );
-        assert.deepEqual(f.bytes(), before);
-        a.close();
-        const c = f.open();
-        assert.equal(c.slot, a.slot);
+        assert.deepEqual(f.bytes(), before, 'a tryLock without a slot wrote to shared memory');
+        const t0 = performance.now();
+        assert.equal(
+          codeOf(() => c.lockSync({ timeout: 40 })),
+          'BAKERY_NO_FREE_SLOT',
+        );
+        assert.ok(performance.now() - t0 >= 39, 'lockSync gave up before its timeout');
+        assert.equal(f.inspect().slotWanted, true, 'a waiter did not ask for a slot');
+        const waiting = c.lock({ timeout: 10_000 });
+        setTimeout(() => a.close(), 20);
+        const lease = await waiting;
+        assert.equal(c.slot, aSlot);
+        lease.release();
         b.close();
         c.close();
       }),

@@ -58,19 +58,26 @@ export class Acquirer {
   /** Largest ticket number this participant was ever issued (for tests and inspect()). */
   maxIssued = 0;
 
-  private readonly base: number;
+  private base: number;
   /** The slots' cells read in one `loadMany` (backends that have it), reused. */
   private many: Int32Array | undefined;
 
   constructor(
     private readonly cells: Cells,
-    readonly slot: number,
+    /** Our slot; -1 while the participant has none (it may only {@link Acquirer.idle} then). */
+    public slot: number,
     private readonly trace: TraceHooks | undefined,
     /** The lock's capacity: every scan is bounded by it, whatever HIGH_WATER holds. */
     private readonly capacity: number,
     /** Runs `fn` where HIGH_WATER may be raised (the registry lock for positional cells). */
     private readonly serialise: <T>(fn: () => T) => T = (fn) => fn(),
   ) {
+    this.base = slotBase(slot);
+  }
+
+  /** Acquire for slot `slot` from now on (-1: none), when the participant claims or frees one. */
+  rebind(slot: number): void {
+    this.slot = slot;
     this.base = slotBase(slot);
   }
 

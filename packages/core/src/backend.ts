@@ -72,6 +72,27 @@ export interface Identity {
   ns?: number;
 }
 
+/**
+ * An exclusive lock among the participants of one lock that have no slot (they wait for one:
+ * the slot table is full), which the operating system releases when its holder dies — an OFD
+ * lock on a byte of the lock's file. Holding it is what lets a participant without a slot
+ * reap dead owners on a backend with compareExchange: its REAPER token is
+ * `reaperToken(OUTSIDER_SLOT, gen)` with the OUTSIDER_GEN it wrote, and the token is gone once
+ * nobody holds this lock. Without it such a participant waits for a slot without reaping
+ * (participants with slots still reap).
+ */
+export interface OutsiderLock {
+  /** Take the lock without waiting; false when another participant holds it. */
+  enter(): boolean;
+  /** Release it (after {@link OutsiderLock.enter} returned true). */
+  leave(): void;
+  /**
+   * Whether another participant holds it now: `false` ONLY when certain (a REAPER token of an
+   * outsider is then cleared); `undefined` when it cannot tell.
+   */
+  held(): boolean | undefined;
+}
+
 /** What a backend hands to core to build a Mutex. */
 export interface Backend {
   /** The shared cells of this lock. */
@@ -94,6 +115,21 @@ export interface Backend {
    * with backoff instead.
    */
   readonly canBlock?: boolean;
+  /**
+   * Called right after core claims a slot for this participant and before its first doorway —
+   * at open, or later when the participant had to wait for a slot. A backend takes its
+   * per-slot lease here (@bakery/mmap: an OFD lock on byte = slot, then OWNER_LEASE = 1).
+   */
+  claimed?(slot: number): void;
+  /**
+   * Called while core frees this participant's slot (at close, at exit, or when it gives the
+   * slot up for a participant waiting for one): after the slot's protocol and owner cells —
+   * OWNER_LEASE included — are zero, before its claim word is. A backend drops the slot's
+   * lease here. Must not throw.
+   */
+  freeing?(slot: number): void;
+  /** Optional: lets participants without a slot reap (see {@link OutsiderLock}). */
+  readonly outsider?: OutsiderLock;
   /**
    * Called once when the Mutex is closed, after its slot is freed: release fds, mappings, timers.
    */

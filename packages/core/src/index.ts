@@ -1,6 +1,6 @@
 export type { TraceHooks } from './acquirer.js';
 export { AtomicCells } from './atomic-cells.js';
-export type { Backend, Cells, Identity } from './backend.js';
+export type { Backend, Cells, Identity, OutsiderLock } from './backend.js';
 export { BakeryError, type BakeryErrorCode, isBakeryError } from './errors.js';
 export {
   ACCESS,
@@ -14,11 +14,13 @@ export {
   LAYOUT_VERSION,
   MAGIC,
   MAX_SLOTS,
+  OUTSIDER_SLOT,
   packTicket,
   reaperClaim,
   reaperToken,
   S,
   SLOT_CELLS,
+  SLOT_WANTED_FRESH_MS,
   slotBase,
   ticketColour,
   ticketNumber,

@@ -1,5 +1,5 @@
 /**
- * The shared-memory layout of a bakery lock, version 1. docs/LAYOUT.md is the normative spec;
+ * The shared-memory layout of a bakery lock, version 2. docs/LAYOUT.md is the normative spec;
  * this file is its executable form. All cells are little-endian signed 32-bit integers.
  *
  * ```
@@ -52,7 +52,31 @@ export const H = {
    * creator and never changed. Participants of one lock all use the same mode.
    */
   ACCESS: 11,
+  /**
+   * A hint, with no part in exclusion: 0, or the time (milliseconds since the epoch, low 31 bits,
+   * never 0) at which a participant without a slot last looked for one. A participant that
+   * releases the lock while it is fresh ({@link SLOT_WANTED_FRESH_MS}) frees its slot, so that
+   * more participants than slots take turns. Written by whoever looks; cleared by the one that
+   * finds a slot, and by a releaser that finds it stale.
+   */
+  SLOT_WANTED: 12,
+  /**
+   * Generation of the outsider lock's holder (a participant without a slot that reaps): the
+   * holder adds 1 (mod 2^19) after taking the backend's outsider lock and before it writes its
+   * REAPER token, {@link reaperToken}({@link OUTSIDER_SLOT}, this generation). Written only
+   * under the outsider lock; never cleared.
+   */
+  OUTSIDER_GEN: 13,
 } as const;
+
+/**
+ * The slot number a REAPER token names when its reaper has no slot (it waits for one): the
+ * holder of the backend's outsider lock. No slot has this number (capacities stop at 4096).
+ */
+export const OUTSIDER_SLOT = 4096;
+
+/** How long (ms) a {@link H}.SLOT_WANTED time makes releasers free their slots. */
+export const SLOT_WANTED_FRESH_MS = 500;
 
 /**
  * Values of the ACCESS header cell. The two modes cannot share a lock: an atomic participant
@@ -115,7 +139,8 @@ export const CLAIM_GEN_MASK = 0x7ffff;
 
 /**
  * The REAPER token of the claim of `slot` with generation `gen`: `gen << 13 | (slot + 1)`, never
- * 0 (slot + 1 ≤ 4096 fits in 13 bits), as a signed 32-bit cell value.
+ * 0 (slot + 1 ≤ 4097 fits in 13 bits), as a signed 32-bit cell value. For a reaper without a
+ * slot, `slot` is {@link OUTSIDER_SLOT} and `gen` the {@link H}.OUTSIDER_GEN it wrote.
  */
 export function reaperToken(slot: number, gen: number): number {
   return ((gen & CLAIM_GEN_MASK) << 13) | (slot + 1) | 0;

@@ -6,9 +6,11 @@ import {
   BLACK,
   CLAIM_GEN_MASK,
   H,
+  OUTSIDER_SLOT,
   reaperClaim,
   reaperToken,
   S,
+  SLOT_WANTED_FRESH_MS,
   slotBase,
   WHITE,
 } from './layout.js';
@@ -116,8 +118,13 @@ export interface Snapshot {
   acquisitions: number;
   /** Largest ticket number ever issued; stays ≤ the number of participants. */
   maxTicket: number;
-  /** This instance's own slot. */
+  /** This instance's own slot; -1 when it has none (or for a snapshot read without a Mutex). */
   self: number;
+  /**
+   * A participant without a slot looked for one within the last {@link SLOT_WANTED_FRESH_MS} ms
+   * (the SLOT_WANTED hint): every release then frees the releaser's slot.
+   */
+  slotWanted: boolean;
   /**
    * Every slot below the high-water mark, and any slot above it that is claimed or holds
    * protocol state (only corruption puts one there; {@link Snapshot.anomalies} says so).
@@ -136,21 +143,44 @@ export interface Snapshot {
 
 /**
  * A first-come-first-served lock shared by threads or processes. Every backend returns this
- * interface. One instance is one participant and owns one slot from open to `close()`.
- * Several `lock()` calls on one instance queue locally in FIFO order and share the slot.
+ * interface. One instance is one participant; it takes part through a slot of the lock's slot
+ * table, claimed at open when one is free. Several `lock()` calls on one instance queue locally
+ * in FIFO order and share the slot.
+ *
+ * **Slots.** A lock of capacity N has N slots, and every open instance that has claimed one
+ * counts, the creator included (tools such as `bakery inspect` read without claiming). When
+ * all are claimed, an open still succeeds, with no slot (`slot === -1`): `lock()`/`lockSync()`
+ * then wait for a slot within their timeout as they wait for the lock (reaping owners that
+ * died, where the backend can tell), and give up with `BAKERY_NO_FREE_SLOT`; `tryLock()`
+ * throws `BAKERY_NO_FREE_SLOT` when the lock is free but no slot is. While someone waits for a
+ * slot, every release frees the releaser's slot (it claims one again at its next lock), so more
+ * participants than slots take turns; an instance that never locks keeps its slot until
+ * `close()`.
  */
 export interface Mutex {
-  /** Wait for the lock without blocking the event loop. */
+  /**
+   * Wait for the lock without blocking the event loop — first for a slot, if this instance has
+   * none. `BAKERY_TIMEOUT` when the timeout passes waiting for the lock, `BAKERY_NO_FREE_SLOT`
+   * when it passes waiting for a slot.
+   */
   lock(options?: LockOptions): Promise<Lease>;
-  /** Wait for the lock, blocking this thread. Throws `BAKERY_ALREADY_HELD` if this instance holds or is acquiring it. */
+  /**
+   * Wait for the lock, blocking this thread — first for a slot, if this instance has none.
+   * Throws `BAKERY_ALREADY_HELD` if this instance holds or is acquiring it; `BAKERY_TIMEOUT`
+   * or `BAKERY_NO_FREE_SLOT` as {@link Mutex.lock}.
+   */
   lockSync(options?: LockSyncOptions): Lease;
-  /** Take the lock only if it is free right now; never waits and writes nothing when it fails. */
+  /**
+   * Take the lock only if it is free right now; never waits and writes nothing when the lock is
+   * busy (null). An instance without a slot claims one first, or throws `BAKERY_NO_FREE_SLOT`
+   * when the lock is free but every slot is claimed.
+   */
   tryLock(): Lease | null;
   /** Run `fn` holding the lock; the lease is released when `fn` settles. */
   withLock<T>(fn: (lease: Lease) => T | Promise<T>, options?: LockOptions): Promise<T>;
   /** True while this instance holds the lock. */
   readonly held: boolean;
-  /** This instance's slot. */
+  /** This instance's slot, or -1 while it has none (every slot was claimed: see above). */
   readonly slot: number;
   /** Read the shared state. */
   inspect(): Snapshot;
@@ -185,7 +215,7 @@ export interface Mutex {
    * ```
    */
   markConsistent(options?: LockSyncOptions): boolean;
-  /** Free the slot. Throws `BAKERY_ALREADY_HELD` while held or acquiring; a second close is a no-op. */
+  /** Free the slot (if any). Throws `BAKERY_ALREADY_HELD` while held or acquiring; a second close is a no-op. */
   close(): void;
 }
 
@@ -196,6 +226,13 @@ interface DeadClaim {
 }
 
 const BACKSTOP_MS = 50;
+/** Waiting for a free slot: a doubling poll interval from 1 ms up to this. */
+const SLOT_POLL_MAX_MS = 16;
+/**
+ * A participant that gave its slot up for a waiter claims again only once another participant
+ * has claimed that slot, or after this long (ms).
+ */
+const SLOT_GRACE_MS = 4 * SLOT_POLL_MAX_MS;
 const DEFAULT_STALE_MS = 250;
 const MAX_SLEEP_MS = 2;
 /** Node's timers fire at whole milliseconds: an async poll interval is never capped below this. */
@@ -233,8 +270,32 @@ function timeoutError(): BakeryError {
   return new BakeryError('BAKERY_TIMEOUT', 'timed out waiting for the lock');
 }
 
+function noSlotError(capacity: number, waited: boolean): BakeryError {
+  return new BakeryError(
+    'BAKERY_NO_FREE_SLOT',
+    waited
+      ? `timed out waiting for a free slot: all ${capacity} slots of this lock stayed claimed`
+      : `all ${capacity} slots of this lock are claimed (lock() and lockSync() wait for one)`,
+  );
+}
+
+/** The SLOT_WANTED value for now: ms since the epoch, low 31 bits, never 0. */
+function wantedNow(): number {
+  return Date.now() & 0x7fffffff || 1;
+}
+
 function abortError(signal: AbortSignal): BakeryError {
   return new BakeryError('BAKERY_ABORTED', 'lock() was aborted', { cause: signal.reason });
+}
+
+/** The state of one wait for a free slot. */
+interface SlotWait {
+  deadline: number;
+  signal: AbortSignal | undefined;
+  /** The next poll interval (ms), doubling up to SLOT_POLL_MAX_MS. */
+  backoff: number;
+  /** How long to sleep now. */
+  ms: number;
 }
 
 interface Waiter {
@@ -343,7 +404,20 @@ export class BakeryMutex implements Mutex {
   readonly #robust: 'manual' | 'auto';
   readonly #spin: number;
   readonly #blockingWait: boolean;
-  readonly #slot: number;
+  /** Our slot, -1 while we have none. */
+  #slot = -1;
+  /** While we reap without a slot: we hold the backend's outsider lock. */
+  #outsider = false;
+  /** Our REAPER token while we reap without a slot, under the outsider lock (0: none yet). */
+  #outsiderToken = 0;
+  /** When we last reaped while waiting for a slot. */
+  #slotReapedAt = Number.NEGATIVE_INFINITY;
+  /** The slot we last gave up for a waiter (-1: none pending), its claim generation, and when. */
+  #yieldedSlot = -1;
+  /** The SLOT_WANTED value we last wrote (0: none). */
+  #wanted = 0;
+  #yieldedGen = 0;
+  #yieldedAt = 0;
   readonly #identity: Identity;
   readonly #staleAfter: number;
   /** Longest blocking wait (Cells.wait): the backstop for a missed wake-up. */
@@ -406,16 +480,20 @@ export class BakeryMutex implements Mutex {
       cells.compareExchange !== undefined &&
       backend.canBlock !== false;
     this.#identity = (backend.identity ?? defaultIdentity)();
-    this.#slot = this.#claim(this.#identity);
+    const id = this.#identity;
+    if (!(Number.isInteger(id.pid) && id.pid > 0))
+      throw typeError('identity pid must be a positive integer');
     this.#acq = new Acquirer(
       cells,
-      this.#slot,
+      -1,
       options.trace,
       this.#capacity,
       cells.compareExchange !== undefined
         ? undefined
         : <T>(fn: () => T): T => cells.withRegistryLock!(fn),
     );
+    // A full table is no error: lock() waits for a slot (reaping the dead first, if any).
+    this.#takeSlot(true);
     trackOpen(this);
   }
 
@@ -442,7 +520,9 @@ export class BakeryMutex implements Mutex {
       );
     }
     // No clock read on the way in when there is no timeout: the uncontended path stays free of it.
-    this.#acquireSync(timeout === Number.POSITIVE_INFINITY ? timeout : performance.now() + timeout);
+    const deadline = timeout === Number.POSITIVE_INFINITY ? timeout : performance.now() + timeout;
+    if (this.#slot < 0) this.#waitForSlotSync(deadline);
+    this.#acquireSync(deadline);
     return this.#enter(poisonedOk);
   }
 
@@ -450,7 +530,14 @@ export class BakeryMutex implements Mutex {
     this.#checkOpen();
     if (this.#lease !== null || this.#busy) return null;
     const acq = this.#acq;
-    if (!acq.idle()) {
+    if (this.#slot < 0 && acq.idle()) {
+      // Free right now, but we have no slot: claim one, or say that none is free.
+      const now = performance.now();
+      const reap = now - this.#lastTryCheck >= this.#staleAfter;
+      if (reap) this.#lastTryCheck = now;
+      if (!this.#takeSlot(reap)) throw noSlotError(this.#capacity, false);
+    }
+    if (this.#slot < 0 || !acq.idle()) {
       // Someone holds or waits. If it has looked that way for a while, make sure it is not a
       // dead participant (at most once per staleAfterMs: a liveness check reads /proc).
       const now = performance.now();
@@ -540,7 +627,7 @@ export class BakeryMutex implements Mutex {
     // Free the slot before marking the instance closed: if freeing fails (a registry timeout,
     // an I/O error) the instance stays open and close() can be retried; the backend's fds are
     // released only once the slot is free, or the slot would leak with no way to free it.
-    this.#freeSlot();
+    if (this.#slot >= 0) this.#freeSlot();
     this.#closed = true;
     untrackOpen(this);
     this.#backend.close?.();
@@ -564,16 +651,18 @@ export class BakeryMutex implements Mutex {
       cells.store(H.HOLDER, 0);
       this.#acq.exit();
       this.#lease = null;
-    } else if (this.#busy) {
+    } else if (this.#busy && this.#slot >= 0) {
       this.#acq.withdraw();
     }
-    this.#freeSlot();
+    if (this.#slot >= 0) this.#freeSlot();
     this.#backend.close?.();
   }
 
+  /** Free our slot (we then have none). */
   #freeSlot(): void {
     const cells = this.#cells;
-    const b = slotBase(this.#slot);
+    const slot = this.#slot;
+    const b = slotBase(slot);
     const free = () => {
       // Already zero after a release or withdrawal; a free slot must hold no protocol state.
       if (cells.load(b + S.CHOOSING) !== 0) cells.store(b + S.CHOOSING, 0);
@@ -583,11 +672,15 @@ export class BakeryMutex implements Mutex {
       cells.store(b + S.OWNER_START_HI, 0);
       cells.store(b + S.OWNER_NS, 0);
       cells.store(b + S.OWNER_LEASE, 0);
+      // The lease goes with OWNER_LEASE = 0 already stored: no prober can take us for dead.
+      this.#backend.freeing?.(slot);
       // The claim word last: once it reads 0 another participant may take the slot.
       cells.store(b + S.OWNER, 0);
     };
     if (cells.compareExchange !== undefined) free();
     else cells.withRegistryLock!(free);
+    this.#slot = -1;
+    this.#acq.rebind(-1);
   }
 
   #ownerOf(s: number): Identity | null {
@@ -611,13 +704,31 @@ export class BakeryMutex implements Mutex {
    * slots were freed. Used by tryLock (rate-limited), a full slot table, and `reap()` tools.
    */
   #reapDead(): number {
-    const hwm = scanLimit(this.#cells, this.#capacity);
-    let n = 0;
-    for (let s = 0; s < hwm; s++) {
-      const dead = this.#deadOwner(s);
-      if (dead !== null ? this.#reap(s, dead) : this.#clearStray(s)) n++;
+    const cells = this.#cells;
+    const outsider = this.#slot < 0 && cells.compareExchange !== undefined;
+    // Without a slot we have no claim to make a REAPER token of: we reap as the holder of the
+    // backend's outsider lock, with a token of a new OUTSIDER_GEN — or, where there is none
+    // (or another outsider holds it), only clear stray state (which needs no REAPER).
+    // The generation is written only when there is a slot to reap (see #reap): judging writes
+    // nothing.
+    const out = outsider ? this.#backend.outsider : undefined;
+    const entered = out?.enter() === true;
+    this.#outsider = entered;
+    try {
+      const hwm = scanLimit(cells, this.#capacity);
+      let n = 0;
+      for (let s = 0; s < hwm; s++) {
+        const dead = outsider && !entered ? null : this.#deadOwner(s);
+        if (dead !== null ? this.#reap(s, dead) : this.#clearStray(s)) n++;
+      }
+      return n;
+    } finally {
+      if (entered) {
+        this.#outsider = false;
+        this.#outsiderToken = 0;
+        out!.leave();
+      }
     }
-    return n;
   }
 
   /**
@@ -634,6 +745,14 @@ export class BakeryMutex implements Mutex {
    */
   #reaperGone(token: number): boolean {
     const { slot, gen } = reaperClaim(token);
+    if (slot === OUTSIDER_SLOT) {
+      // A reaper without a slot: gone once its generation is not the current one, or nobody
+      // holds the outsider lock. A backend without one has no outsiders: such a token is damage.
+      const out = this.#backend.outsider;
+      if (out === undefined) return true;
+      if ((this.#cells.load(H.OUTSIDER_GEN) & CLAIM_GEN_MASK) !== gen) return true;
+      return out.held() === false;
+    }
     if (slot < 0 || slot >= this.#capacity) return true;
     if ((this.#cells.load(slotBase(slot) + S.CLAIM_GEN) & CLAIM_GEN_MASK) !== gen) return true;
     const owner = this.#ownerOf(slot);
@@ -677,7 +796,18 @@ export class BakeryMutex implements Mutex {
     // unique per claim, so a token whose claim is over — the slot freed, reclaimed (new
     // generation), or its owner dead — can be cleared, and the clearing CAS succeeds only if
     // the word still holds that very token. No reused pid or thread id can fake or block it.
-    const me = reaperToken(this.#slot, cells.load(slotBase(this.#slot) + S.CLAIM_GEN));
+    if (this.#slot < 0 && this.#outsider && this.#outsiderToken === 0) {
+      // Our first reap under this hold of the outsider lock: a new outsider generation, so that
+      // a token of an earlier holder (dead now) never matches ours.
+      const gen = (cells.load(H.OUTSIDER_GEN) + 1) & CLAIM_GEN_MASK;
+      cells.store(H.OUTSIDER_GEN, gen);
+      this.#outsiderToken = reaperToken(OUTSIDER_SLOT, gen);
+    }
+    const me =
+      this.#slot >= 0
+        ? reaperToken(this.#slot, cells.load(slotBase(this.#slot) + S.CLAIM_GEN))
+        : this.#outsiderToken;
+    if (me === 0) return false;
     for (;;) {
       const r = cells.compareExchange(H.REAPER, 0, me);
       if (r === 0) break;
@@ -779,6 +909,20 @@ export class BakeryMutex implements Mutex {
     cells.store(H.HOLDER, 0);
     this.#acq.exit();
     this.#lease = null;
+    // Someone waits for a slot and nothing of ours is queued: give ours up (we claim one again
+    // at our next lock), so that more participants than slots take turns.
+    if (this.#queue.length === 0 && this.#slotWanted()) {
+      try {
+        const slot = this.#slot;
+        const gen = cells.load(slotBase(slot) + S.CLAIM_GEN);
+        this.#freeSlot();
+        this.#yieldedSlot = slot;
+        this.#yieldedGen = gen;
+        this.#yieldedAt = performance.now();
+      } catch {
+        // Could not free it (a registry timeout): we keep it; the lease is released all the same.
+      }
+    }
     this.#pump();
   }
 
@@ -786,11 +930,27 @@ export class BakeryMutex implements Mutex {
     if (this.#closed) throw new BakeryError('BAKERY_CLOSED', 'this Mutex instance is closed');
   }
 
-  #claim(id: Identity): number {
+  /**
+   * Claim a free slot if there is one (after reaping dead owners, when `reap` and the table is
+   * full), take it as ours and tell the backend. Returns whether we now have a slot.
+   */
+  #takeSlot(reap: boolean): boolean {
+    let s = this.#claimFree();
+    if (s < 0 && reap && this.#isAlive !== undefined && this.#reapDead() > 0) s = this.#claimFree();
+    if (s < 0) return false;
+    this.#slot = s;
+    this.#acq.rebind(s);
+    // Before our first doorway (a backend takes the slot's lease here).
+    this.#backend.claimed?.(s);
+    // SLOT_WANTED stays: others may still wait (it goes stale once nobody asks any more).
+    return true;
+  }
+
+  /** Claim the first free slot (compareExchange, or under the registry lock); -1 if none. */
+  #claimFree(): number {
     const cells = this.#cells;
     const capacity = this.#capacity;
-    if (!(Number.isInteger(id.pid) && id.pid > 0))
-      throw typeError('identity pid must be a positive integer');
+    const id = this.#identity;
     const cas = cells.compareExchange?.bind(cells);
     const attempt = (): number => {
       for (let s = 0; s < capacity; s++) {
@@ -827,17 +987,65 @@ export class BakeryMutex implements Mutex {
       }
       return -1;
     };
-    let s = cas !== undefined ? attempt() : cells.withRegistryLock!(attempt);
-    if (s < 0 && this.#isAlive !== undefined && this.#reapDead() > 0) {
-      s = cas !== undefined ? attempt() : cells.withRegistryLock!(attempt);
+    return cas !== undefined ? attempt() : cells.withRegistryLock!(attempt);
+  }
+
+  /**
+   * One look for a free slot while lock()/lockSync() waits for one: true once we have a slot;
+   * else says (in `w.ms`) how long to sleep before the next look, after asking for a slot
+   * (SLOT_WANTED: releasers then free theirs). Reaps dead owners at most once per
+   * staleAfterMs. Throws BAKERY_NO_FREE_SLOT past the deadline, BAKERY_ABORTED on abort.
+   */
+  #lookForSlot(w: SlotWait): boolean {
+    if (w.signal?.aborted) throw abortError(w.signal);
+    const now = performance.now();
+    if (this.#yieldedSlot >= 0) {
+      // We gave our slot up for a waiter: let one take it before we claim again, or our next
+      // lock would win it back at once, and the waiters would starve (SLOT_GRACE_MS bounds
+      // this, should the waiter be gone).
+      const taken =
+        this.#cells.load(slotBase(this.#yieldedSlot) + S.CLAIM_GEN) !== this.#yieldedGen;
+      if (taken || now - this.#yieldedAt >= SLOT_GRACE_MS) this.#yieldedSlot = -1;
     }
-    if (s < 0) {
-      throw new BakeryError(
-        'BAKERY_NO_FREE_SLOT',
-        `all ${capacity} slots of this lock are claimed`,
-      );
+    if (this.#yieldedSlot < 0) {
+      const reap = now - this.#slotReapedAt >= this.#staleAfter;
+      if (reap) this.#slotReapedAt = now;
+      if (this.#takeSlot(reap)) return true;
     }
-    return s;
+    const left = w.deadline - now;
+    if (left <= 0) throw noSlotError(this.#capacity, true);
+    this.#wanted = wantedNow();
+    this.#cells.store(H.SLOT_WANTED, this.#wanted);
+    w.ms = Math.min(w.backoff, left);
+    w.backoff = Math.min(w.backoff * 2, SLOT_POLL_MAX_MS);
+    return false;
+  }
+
+  #waitForSlotSync(deadline: number): void {
+    const w: SlotWait = { deadline, signal: undefined, backoff: 1, ms: 0 };
+    while (!this.#lookForSlot(w)) sleepSync(w.ms);
+  }
+
+  async #waitForSlotAsync(deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const w: SlotWait = { deadline, signal, backoff: 1, ms: 0 };
+    while (!this.#lookForSlot(w)) await this.#sleepAbortable(w.ms, signal);
+  }
+
+  /**
+   * Whether a participant without a slot asked for one lately (a fresh SLOT_WANTED): then we
+   * free ours at release. A stale request is cleared, so that releases skip the clock again.
+   */
+  #slotWanted(): boolean {
+    const cells = this.#cells;
+    const w = cells.load(H.SLOT_WANTED);
+    if (w === 0) return false;
+    // Our own request, from before we found a slot: nobody else asked since (they would have
+    // written their own time; one in the same millisecond is missed until its next look).
+    if (w === this.#wanted) return false;
+    if (((wantedNow() - w) & 0x7fffffff) < SLOT_WANTED_FRESH_MS) return true;
+    if (cells.compareExchange !== undefined) cells.compareExchange(H.SLOT_WANTED, w, 0);
+    else cells.store(H.SLOT_WANTED, 0);
+    return false;
   }
 
   #enter(poisonedOk = false): LeaseImpl {
@@ -1073,7 +1281,13 @@ export class BakeryMutex implements Mutex {
 
   #start(w: Waiter): void {
     this.#busy = true;
-    this.#acquireAsync(w.deadline, w.signal).then(
+    const acquired =
+      this.#slot >= 0
+        ? this.#acquireAsync(w.deadline, w.signal)
+        : this.#waitForSlotAsync(w.deadline, w.signal).then(() =>
+            this.#acquireAsync(w.deadline, w.signal),
+          );
+    acquired.then(
       () => {
         this.#busy = false;
         let lease: Lease;
@@ -1201,6 +1415,10 @@ export function snapshot(cells: Cells, self = -1): Snapshot {
     acquisitions: cells.load(H.ACQUISITIONS),
     maxTicket: cells.load(H.MAX_TICKET),
     self,
+    slotWanted: (() => {
+      const w = cells.load(H.SLOT_WANTED);
+      return w !== 0 && ((wantedNow() - w) & 0x7fffffff) < SLOT_WANTED_FRESH_MS;
+    })(),
     slots,
     anomalies,
   };

@@ -173,9 +173,11 @@ test('a close() whose slot free fails leaves the instance open and its backend u
   expect(codeOf(() => m.close())).toBe('BAKERY_TIMEOUT');
   expect(backendClosed).toBe(0);
   expect(m.inspect().slots[m.slot]!.owner).not.toBeNull();
+  const slot = m.slot;
   m.close();
   expect(backendClosed).toBe(1);
-  expect(ref.load(16 + 16 * m.slot + 3)).toBe(0); // OWNER freed
+  expect(m.slot).toBe(-1);
+  expect(ref.load(16 + 16 * slot + 3)).toBe(0); // OWNER freed
 });
 
 describe('robustness flags', () => {

@@ -5,6 +5,8 @@ import {
   type Identity,
   type Mutex,
   type MutexOptions,
+  OUTSIDER_SLOT,
+  type OutsiderLock,
   openOn,
   readOwner,
   S,
@@ -79,6 +81,55 @@ export class Leases {
     this.#cells.store(slotBase(slot) + S.OWNER_LEASE, 1);
   }
 
+  /**
+   * Drops the lease of `slot`, which we are freeing (its OWNER_LEASE is already 0, so no prober
+   * takes the unlocked byte for a death).
+   */
+  drop(slot: number): void {
+    if (this.fd < 0) return;
+    try {
+      this.#native.leaseDrop(this.fd, slot);
+    } catch {
+      // Our description is ours alone: this cannot fail short of a closed fd, and the lease
+      // goes with the description at close anyway.
+    }
+  }
+
+  /**
+   * The outsider lock (core's `OutsiderLock`): an OFD lock on byte {@link OUTSIDER_SLOT} of the
+   * lock's file, a byte no slot's lease uses, through our own description — so the kernel
+   * releases it when we die, in whatever pid namespace. `undefined` without a description.
+   */
+  outsider(): OutsiderLock | undefined {
+    if (this.fd < 0) return undefined;
+    const native = this.#native;
+    const fd = this.fd;
+    return {
+      enter: () => {
+        try {
+          native.leaseTake(fd, OUTSIDER_SLOT);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      leave: () => {
+        try {
+          native.leaseDrop(fd, OUTSIDER_SLOT);
+        } catch {
+          // as in drop()
+        }
+      },
+      held: () => {
+        try {
+          return native.leaseHeld(fd, OUTSIDER_SLOT);
+        } catch {
+          return undefined;
+        }
+      },
+    };
+  }
+
   /** The backend's `isAlive`: the slot's lease decides where it can; the pid check otherwise. */
   isAlive(owner: Identity, slot?: number): boolean {
     if (slot !== undefined && this.fd >= 0) {
@@ -140,8 +191,9 @@ export interface MappedOpen {
 
 /**
  * One participant of a lock in mapped memory — the shared path of every backend that maps
- * (@bakery/mmap's memfd, @bakery/shm's named file): Atomics on the mapping, futex waits, and the
- * per-slot lease taken right after the claim and before the first doorway. The cells must be
+ * (@bakery/mmap's memfd, @bakery/shm's named file): Atomics on the mapping, futex waits, the
+ * per-slot lease taken right after each claim and before the first doorway (and dropped as the
+ * slot is freed), and the outsider lock that lets a participant waiting for a slot reap. The cells must be
  * validated already (`validateLayout`); on a failure nothing is left open but the caller's fd.
  *
  * `open` is the `openOn` of the caller's copy of @bakery/core (default: this package's). A
@@ -158,10 +210,15 @@ export function openMapped(
 ): Mutex {
   // Reopened before openOn: a full slot table makes openOn judge other slots already.
   const leases = new Leases(native, how.fd, cells);
+  const outsider = leases.outsider();
   const backend: Backend = {
     cells,
     identity: processIdentity,
     isAlive: (owner: Identity, slot?: number) => leases.isAlive(owner, slot),
+    // Right after each claim and before its first doorway; dropped as the slot is freed.
+    claimed: (slot: number) => leases.take(slot),
+    freeing: (slot: number) => leases.drop(slot),
+    ...(outsider !== undefined ? { outsider } : {}),
     description: how.description,
     close: () => {
       // Closing our description drops the lease (after core has freed the slot).
@@ -169,14 +226,10 @@ export function openMapped(
       how.close?.();
     },
   };
-  let mutex: Mutex;
   try {
-    mutex = open(backend, options);
+    return open(backend, options);
   } catch (err) {
     leases.close();
     throw err;
   }
-  // Right after the claim and before the first doorway (nothing has run on this Mutex yet).
-  leases.take(mutex.slot);
-  return mutex;
 }

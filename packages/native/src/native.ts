@@ -86,6 +86,8 @@ export interface Native {
    * through `fd`; locks of `fd`'s own description do not count).
    */
   leaseHeld(fd: number, byte: number): boolean;
+  /** Releases `fd`'s description's lock on the byte at `byte` (F_UNLCK; none held is no error). */
+  leaseDrop(fd: number, byte: number): void;
   /** Sets or clears FD_CLOEXEC. Passing the fd in a spawn's `stdio` array does not need this. */
   setCloexec(fd: number, on: boolean): void;
   /** Closes `fd`. Mappings made from it stay valid. */
@@ -162,10 +164,11 @@ export function probeNative(): { native: Native } | { error: BakeryError } {
     if (
       typeof candidate?.map !== 'function' ||
       typeof candidate.leaseHeld !== 'function' ||
+      typeof candidate.leaseDrop !== 'function' ||
       typeof candidate.setErrorClass !== 'function'
     ) {
       throw new Error(
-        'the binary loaded but is not the bakery binding of this version (no map/leaseHeld/setErrorClass)',
+        'the binary loaded but is not the bakery binding of this version (no map/leaseHeld/leaseDrop/setErrorClass)',
       );
     }
     // From here on the binding's BAKERY_BAD_HANDLE/BAKERY_IO errors are this core's BakeryError.

@@ -376,10 +376,11 @@ for (const access of ['mapped', 'pure-js'] as const) {
             path.join(reg, `o.${me.pid}.${me.tid}.${me.startTime + 1}.${ns}.abcdef`),
             '',
           );
+          const slot = m.slot;
           m.close();
           expect(fs.existsSync(reg)).toBe(false);
           const cells = new ShmCells(fs.openSync(file, 'r'), bytesFor(4) / 4);
-          expect(cells.load(slotBase(m.slot) + S.OWNER)).toBe(0);
+          expect(cells.load(slotBase(slot) + S.OWNER)).toBe(0);
         });
 
         test('an entry of a holder in another pid namespace, or in a foreign (older) format, is never broken: the claim waits', async () => {

@@ -95,9 +95,11 @@ for (const [access, perMutex] of [
     const before = fds();
     const a = openMutex('fds', { slots: 1, dir, access });
     expect(fds()).toBe(before + perMutex);
-    expect(() => openMutex('fds', { dir, access })).toThrow(
-      expect.objectContaining({ code: 'BAKERY_NO_FREE_SLOT' }),
-    );
+    const full = openMutex('fds', { dir, access }); // no slot left: open, without one
+    expect(full.slot).toBe(-1);
+    expect(fds()).toBe(before + 2 * perMutex);
+    full.close();
+    expect(fds()).toBe(before + perMutex);
     expect(() => openMutex('fds', { slots: 2, dir, access })).toThrow(
       expect.objectContaining({ code: 'BAKERY_BAD_LAYOUT' }),
     );

@@ -94,12 +94,15 @@ describe('the mapped path', () => {
   test('errors of a mapped participant are the BakeryError this module exports (instanceof holds, although @bakery/native is loaded through require)', () => {
     const a = openMutex('inst', { slots: 1, dir });
     expect(a.access).toBe('mapped');
+    const b = openMutex('inst', { dir }); // no slot left: tryLock says so
+    expect(b.slot).toBe(-1);
     let full: unknown;
     try {
-      openMutex('inst', { dir });
+      b.tryLock();
     } catch (err) {
       full = err;
     }
+    b.close();
     expect(full).toBeInstanceOf(BakeryError);
     expect((full as BakeryError).code).toBe('BAKERY_NO_FREE_SLOT');
     const lease = a.lockSync();

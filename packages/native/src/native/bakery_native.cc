@@ -263,6 +263,19 @@ Napi::Value LeaseTake(const Napi::CallbackInfo& info) {
   return Throw(env, kIo, "fcntl(F_OFD_SETLK) failed", "fcntl(F_OFD_SETLK)", errno);
 }
 
+// leaseDrop(fd, byte) → undefined. Releases this description's lock on [byte, byte + 1) (F_UNLCK;
+// not holding one is no error).
+Napi::Value LeaseDrop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  struct flock fl;
+  if (!ArgLease(info, &fd, &fl)) return env.Undefined();
+  fl.l_type = F_UNLCK;
+  if (fcntl(fd, F_OFD_SETLK, &fl) == 0) return env.Undefined();
+  if (errno == EBADF) return Throw(env, kBadHandle, FdText(fd) + " is not an open file descriptor");
+  return Throw(env, kIo, "fcntl(F_OFD_SETLK, F_UNLCK) failed", "fcntl(F_OFD_SETLK)", errno);
+}
+
 // leaseHeld(fd, byte) → whether another description holds a lock on `byte` (F_OFD_GETLK). A lock
 // held through `fd`'s own description does not count.
 Napi::Value LeaseHeld(const Napi::CallbackInfo& info) {
@@ -427,6 +440,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reopen", Napi::Function::New(env, Reopen, "reopen"));
   exports.Set("leaseTake", Napi::Function::New(env, LeaseTake, "leaseTake"));
   exports.Set("leaseHeld", Napi::Function::New(env, LeaseHeld, "leaseHeld"));
+  exports.Set("leaseDrop", Napi::Function::New(env, LeaseDrop, "leaseDrop"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("wait", Napi::Function::New(env, Wait, "wait"));
