@@ -92,7 +92,9 @@ export function inspectProcess(pid: number): { pid: number; locks: ProcessLock[]
 function join(name: string, options: DirOptions): ReturnType<typeof openMutex> {
   inspectLock(name, options);
   try {
-    return openMutex(name, { create: false, dir: options.dir });
+    // No slot at open: `reap` then never takes one (it reaps as a participant without a slot,
+    // so a table full of dead owners is reaped in full), `mark-consistent` takes one as it locks.
+    return openMutex(name, { create: false, dir: options.dir, claim: 'lock' });
   } catch (err) {
     if ((err as { cause?: { code?: string } }).cause?.code === 'ENOENT') {
       throw new CliError('BAKERY_NOT_FOUND', `there is no lock named ${name}`, { cause: err });
@@ -104,8 +106,8 @@ function join(name: string, options: DirOptions): ReturnType<typeof openMutex> {
 /**
  * Reap the dead owners of a named lock now: joins it as a participant for a moment (that is
  * what serialises with other reapers and running participants), calls `reapDead()`, leaves, and
- * reads the result. A lock whose slots are all held by live participants cannot be joined
- * (`BAKERY_NO_FREE_SLOT`) — and then there is nothing to reap.
+ * reads the result. It needs no slot: on a full table it reaps as a participant without one
+ * (the outsider lock on a mapped lock, the registry lock on a pure-JS one).
  */
 export function reapLock(
   name: string,
@@ -151,7 +153,8 @@ export interface MarkConsistentResult {
  * `BAKERY_NOT_RECOVERABLE`, marks it consistent and releases it — and leaves. A holder that
  * died is reaped first (after the participants' usual `staleAfterMs`) and its lock marked
  * consistent too. Errors: `BAKERY_NOT_FOUND`, `BAKERY_BAD_LAYOUT`, `BAKERY_FOREIGN_OWNER`,
- * `BAKERY_NO_FREE_SLOT` (no slot to join with), `BAKERY_TIMEOUT` (a live holder kept it).
+ * `BAKERY_NO_FREE_SLOT` (no slot became free within the timeout), `BAKERY_TIMEOUT` (a live
+ * holder kept it).
  *
  * @example
  * ```ts

@@ -15,8 +15,8 @@ export const EXIT = {
   /** Permission denied: the lock or the process belongs to another user. */
   PERMISSION: 5,
   /**
-   * `bakery reap` or `bakery mark-consistent` could not join the lock: every slot is held by a
-   * live participant (`BAKERY_NO_FREE_SLOT`).
+   * `bakery mark-consistent` found no free slot within `--timeout` ms: every slot stayed held by
+   * a live participant (`BAKERY_NO_FREE_SLOT`). `bakery reap` needs no slot.
    */
   BUSY: 6,
   /** `bakery mark-consistent` did not get the lock within `--timeout` ms (`BAKERY_TIMEOUT`). */

@@ -539,6 +539,38 @@ describe('bakery mark-consistent', () => {
   });
 });
 
+describe('a full slot table', () => {
+  for (const access of ['mapped', 'pure-js'] as const) {
+    test(`bakery reap needs no slot: a table full of SIGKILLed owners is reaped in full (${access})`, async (ctx) => {
+      if (access === 'mapped') needNative(ctx);
+      const name = `full-${access}`;
+      openMutex(name, { slots: 3, dir, access }).close();
+      const owners = await Promise.all([0, 1, 2].map(() => start('open-shm.mjs', [name], 'open')));
+      expect(owners.map((o) => o.lines[0]).sort()).toEqual(['open 0', 'open 1', 'open 2']);
+      for (const o of owners) o.child.kill('SIGKILL');
+      await Promise.all(owners.map((o) => o.exited));
+      expect(json('inspect', name)).toMatchObject({ participants: 3, dead: 3 });
+      expect(json('reap', name)).toMatchObject({ reaped: 3, participants: 0, dead: 0 });
+    });
+  }
+
+  test('mark-consistent on a table full of live participants waits --timeout for a slot, then exit 6 BAKERY_NO_FREE_SLOT, changing nothing', () => {
+    const mine = [openMutex('crowded', { slots: 2, dir })];
+    mine.push(openMutex('crowded', { dir }));
+    const before = readFileSync(join(dir, 'bakery.crowded'));
+    const t0 = Date.now();
+    const r = bakery('mark-consistent', 'crowded', '--timeout', '300', '--json');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+    expect(r.code).toBe(6);
+    expect(JSON.parse(r.err).error.code).toBe('BAKERY_NO_FREE_SLOT');
+    // Only the SLOT_WANTED hint (header cell 12) changed: it asked for a slot.
+    const after = readFileSync(join(dir, 'bakery.crowded'));
+    after.writeInt32LE(before.readInt32LE(4 * H.SLOT_WANTED), 4 * H.SLOT_WANTED);
+    expect(after.equals(before)).toBe(true);
+    for (const m of mine) m.close();
+  });
+});
+
 describe('bakery rm refuses a lock with live participants', () => {
   test('a live holder: rm is exit 8 BAKERY_IN_USE naming it, the file stays; rm --force removes it with a warning', async () => {
     const holder = await start('hold-shm.mjs', ['inuse'], 'held');

@@ -7,7 +7,9 @@
  * - `BAKERY_ALREADY_HELD` — the instance already holds (or is acquiring) the lock and the call
  *   would deadlock or cannot proceed (`lockSync` re-entry, `close()` while held).
  * - `BAKERY_CLOSED` — the Mutex instance was closed.
- * - `BAKERY_NO_FREE_SLOT` — every slot of the lock is claimed by another participant.
+ * - `BAKERY_NO_FREE_SLOT` — `lock`/`lockSync` waited their timeout for a free slot and every
+ *   slot stayed claimed, or `tryLock` found the lock free but no slot (an open on a full table
+ *   is no error: the instance waits for a slot at its first lock).
  * - `BAKERY_BAD_LAYOUT` — the shared memory is not a bakery lock of this layout version/capacity.
  * - `BAKERY_BAD_NAME` — a lock name that is not allowed.
  * - `BAKERY_FOREIGN_OWNER` — the lock's file belongs to another user.

@@ -28,6 +28,7 @@ export {
 } from './layout.js';
 export { accessName, checkSlots, initLayout, layoutAccess, validateLayout } from './memory.js';
 export {
+  checkMutexOptions,
   type Lease,
   type LockOptions,
   type LockSyncOptions,

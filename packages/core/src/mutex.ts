@@ -37,6 +37,39 @@ export interface MutexOptions {
    * backends that can tell liveness reap.
    */
   staleAfterMs?: number;
+  /**
+   * When the instance claims its slot: `'open'` (default) — at open, when one is free; `'lock'`
+   * — not before its first `lock()`/`lockSync()`/`tryLock()`/`markConsistent()`, so that an
+   * instance opened early and used rarely holds no slot until then (and a tool that only
+   * reaps, like `bakery reap`, never takes one).
+   */
+  claim?: 'open' | 'lock';
+}
+
+/**
+ * Check {@link MutexOptions} and fill in the defaults — exactly what opening a Mutex checks, for
+ * a backend that must refuse bad options before it creates anything (@bakery/shm). Throws
+ * `BAKERY_INVALID_ARGUMENT` (a RangeError).
+ */
+export function checkMutexOptions(options: MutexOptions): {
+  robust: 'manual' | 'auto';
+  spin: number;
+  staleAfterMs: number;
+  claim: 'open' | 'lock';
+} {
+  // (`??`: null means the default too.)
+  const robust = options.robust ?? 'manual';
+  if (robust !== 'manual' && robust !== 'auto')
+    throw rangeError(`robust must be 'manual' or 'auto'`);
+  const spin = options.spin ?? DEFAULT_SPIN;
+  if (!Number.isInteger(spin) || spin < 0) throw rangeError('spin must be a non-negative integer');
+  const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_MS;
+  if (typeof staleAfterMs !== 'number' || !(staleAfterMs > 0)) {
+    throw rangeError('staleAfterMs must be a positive number');
+  }
+  const claim = options.claim ?? 'open';
+  if (claim !== 'open' && claim !== 'lock') throw rangeError(`claim must be 'open' or 'lock'`);
+  return { robust, spin, staleAfterMs, claim };
 }
 
 /** Options of {@link Mutex.lock}. */
@@ -450,16 +483,7 @@ export class BakeryMutex implements Mutex {
     if (cells.compareExchange === undefined && cells.withRegistryLock === undefined) {
       throw typeError('backend.cells must provide compareExchange or withRegistryLock');
     }
-    const robust = options.robust ?? 'manual';
-    if (robust !== 'manual' && robust !== 'auto')
-      throw rangeError(`robust must be 'manual' or 'auto'`);
-    const spin = options.spin ?? DEFAULT_SPIN;
-    if (!Number.isInteger(spin) || spin < 0)
-      throw rangeError('spin must be a non-negative integer');
-    const stale = options.staleAfterMs ?? DEFAULT_STALE_MS;
-    if (typeof stale !== 'number' || !(stale > 0)) {
-      throw rangeError('staleAfterMs must be a positive number');
-    }
+    const { robust, spin, staleAfterMs: stale, claim } = checkMutexOptions(options);
     this.#staleAfter = stale;
     this.#slice = Math.min(BACKSTOP_MS, stale / 2);
     this.#isAlive = backend.isAlive?.bind(backend);
@@ -493,7 +517,7 @@ export class BakeryMutex implements Mutex {
         : <T>(fn: () => T): T => cells.withRegistryLock!(fn),
     );
     // A full table is no error: lock() waits for a slot (reaping the dead first, if any).
-    this.#takeSlot(true);
+    if (claim === 'open') this.#takeSlot(true);
     trackOpen(this);
   }
 

@@ -233,3 +233,21 @@ describe('reaping without a slot', () => {
     b.mutex.close();
   });
 });
+
+describe("claim: 'lock'", () => {
+  test('an instance opened with it holds no slot and writes nothing until its first lock, which claims one; a bad value is BAKERY_INVALID_ARGUMENT', () => {
+    const cells = createReferenceCells(2);
+    const before = bytes(cells);
+    const m = openOn({ cells }, { claim: 'lock' });
+    expect(m.slot).toBe(-1);
+    expect(bytes(cells)).toEqual(before);
+    m.lockSync().release();
+    expect(m.slot).toBe(0);
+    m.close();
+    for (const claim of ['', 'Lock', 'never', 0, true, {}]) {
+      expect(codeOf(() => openOn({ cells }, { claim: claim as never }))).toBe(
+        'BAKERY_INVALID_ARGUMENT',
+      );
+    }
+  });
+});

@@ -94,7 +94,9 @@ export function createMutex(options: CreateOptions): SabMutex {
 /**
  * Join a lock created by {@link createMutex} (in a worker, or another participant in the same
  * thread). Validates the layout without writing to it: a buffer that is not a bakery lock of
- * `handle.slots` slots is `BAKERY_BAD_LAYOUT`; a full lock is `BAKERY_NO_FREE_SLOT`.
+ * `handle.slots` slots is `BAKERY_BAD_LAYOUT`. On a full lock the instance opens without a slot
+ * and its first lock waits for one (a waiter without a slot does not reap on sab: terminated
+ * workers' slots are reaped by participants that have one).
  *
  * @example
  * ```ts

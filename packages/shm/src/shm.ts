@@ -7,6 +7,7 @@ import {
   BakeryError,
   bytesFor,
   cellsFor,
+  checkMutexOptions,
   checkSlots,
   HEADER_CELLS,
   initLayout,
@@ -437,17 +438,9 @@ function checkOptions(options: unknown): OpenOptions {
     throw rangeError(`mode must be permission bits from 0 to 0o777, got ${String(o.mode)}`);
   }
   if (o.slots !== undefined) checkSlots(o.slots);
-  // Core's Mutex checks these too, but only once the lock file exists: check them (the same
-  // rules, the same messages) before anything is created.
-  // (`??` as in core: null means the default there too.)
-  const robust = o.robust ?? 'manual';
-  if (robust !== 'manual' && robust !== 'auto')
-    throw rangeError(`robust must be 'manual' or 'auto'`);
-  const spin = o.spin ?? 0;
-  if (!Number.isInteger(spin) || spin < 0) throw rangeError('spin must be a non-negative integer');
-  const stale = o.staleAfterMs ?? 1;
-  if (typeof stale !== 'number' || !(stale > 0))
-    throw rangeError('staleAfterMs must be a positive number');
+  // Core's Mutex checks these too, but only once the lock file exists: check them with core's
+  // own check before anything is created.
+  checkMutexOptions(o);
   return o;
 }
 
@@ -473,8 +466,9 @@ function checkOptions(options: unknown): OpenOptions {
  * or of `slots` slots, a symlink, a FIFO or other non-regular file, truncated; or the default
  * directory's path is ours but not a 0700 directory — left untouched), `BAKERY_ACCESS_MISMATCH` (the lock's mode
  * is not one this process can or may use — untouched too), `BAKERY_NATIVE_UNAVAILABLE`
- * (`access: 'mapped'`, or more than 127 slots, without the binding), `BAKERY_NO_FREE_SLOT`,
- * `BAKERY_IO`.
+ * (`access: 'mapped'`, or more than 127 slots, without the binding), `BAKERY_IO`. A full slot
+ * table is no error: the Mutex opens without a slot (`slot === -1`) and its first lock waits
+ * for one (see the Mutex interface).
  *
  * @example
  * ```ts

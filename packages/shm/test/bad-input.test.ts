@@ -307,7 +307,7 @@ for (const access of ['mapped', 'pure-js'] as const) {
 
     describe('mutex options are checked before anything is created', () => {
       // Core's rules: spin a non-negative integer, staleAfterMs a positive number, robust
-      // 'manual' or 'auto' (null or undefined: the default).
+      // 'manual' or 'auto', claim 'open' or 'lock' (null or undefined: the default).
       const bad: [string, Record<string, unknown>][] = [
         ...[-1, -16, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '4', true, {}, [], -0.5].map(
           (spin): [string, Record<string, unknown>] => ['spin', { spin }],
@@ -318,9 +318,12 @@ for (const access of ['mapped', 'pure-js'] as const) {
         ...['', 'Auto', 'MANUAL', 'manual ', 'never', 0, 1, true, {}, []].map(
           (robust): [string, Record<string, unknown>] => ['robust', { robust }],
         ),
+        ...['', 'Lock', 'first-lock', 'never', 0, 1, true, {}, []].map(
+          (claim): [string, Record<string, unknown>] => ['claim', { claim }],
+        ),
       ];
 
-      test('200 calls with a bad spin, staleAfterMs or robust are BAKERY_INVALID_ARGUMENT (RangeError, core’s message) and leave the directory empty', () => {
+      test('200 calls with a bad spin, staleAfterMs, robust or claim are BAKERY_INVALID_ARGUMENT (RangeError, core’s message) and leave the directory empty', () => {
         for (let i = 0; i < 200; i++) {
           const [what, option] = bad[i % bad.length]!;
           const options = i % 4 === 3 ? { ...option, dir } : { ...option, slots: 1 + (i % 8), dir };
