@@ -19,7 +19,10 @@ export const EXIT = {
    * a live participant (`BAKERY_NO_FREE_SLOT`). `bakery reap` needs no slot.
    */
   BUSY: 6,
-  /** `bakery mark-consistent` did not get the lock within `--timeout` ms (`BAKERY_TIMEOUT`). */
+  /**
+   * `bakery mark-consistent` did not get the lock within `--timeout` ms, or a pure-JS lock's
+   * registry lock stayed held by a live process for 30 s (`BAKERY_TIMEOUT`).
+   */
   TIMEOUT: 7,
   /** `bakery rm` refused: the lock has live participants (`BAKERY_IN_USE`; `--force` overrides). */
   IN_USE: 8,

@@ -24,7 +24,7 @@ import {
   S,
   slotBase,
 } from '@bakery/core';
-import { processIdentity } from '@bakery/core/node';
+import { pidNamespace, processIdentity } from '@bakery/core/node';
 import type * as NativeModule from '@bakery/native';
 import { openMutex, ShmCells } from '@bakery/shm';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -748,6 +748,30 @@ describe('exit codes as documented', () => {
     }
   });
 });
+
+test('a pure-JS registry lock held by a live process for 30 s is exit 7 BAKERY_TIMEOUT naming the registry, and nothing changes', () => {
+  openMutex('registry-held', { slots: 2, dir, access: 'pure-js' }).close();
+  const reg = join(dir, '.bakery.registry-held.registry');
+  fs.mkdirSync(reg);
+  // The registry entry of a live process: this test's own thread.
+  const me = processIdentity();
+  fs.writeFileSync(join(reg, `o.${me.pid}.${me.tid}.${me.startTime}.${pidNamespace()}.abcdef`), '');
+  const before = readFileSync(join(dir, 'bakery.registry-held'));
+  const t0 = Date.now();
+  // (not bakery(): that kills a run after 30 s)
+  const r = spawnSync(process.execPath, [bin, 'reap', 'registry-held', '--json'], {
+    env: { ...process.env, BAKERY_SHM_DIR: dir },
+    encoding: 'utf8',
+    timeout: 50_000,
+  });
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(30_000);
+  expect(r.status).toBe(7);
+  const err = JSON.parse(r.stderr).error;
+  expect(err.code).toBe('BAKERY_TIMEOUT');
+  expect(err.message).toContain('registry lock');
+  expect(readFileSync(join(dir, 'bakery.registry-held')).equals(before)).toBe(true);
+  fs.rmSync(reg, { recursive: true });
+}, 60_000);
 
 describe('header cells shown as stored', () => {
   /** A fresh 4-slot lock file with slot 0 claimed by this process, then `poke` applied. */
