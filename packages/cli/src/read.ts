@@ -10,7 +10,7 @@ import {
   snapshot,
   validateLayout,
 } from '@bakery/core';
-import { isAlive } from '@bakery/core/node';
+import { type FileId, fileId, isAlive, isAliveInLock } from '@bakery/core/node';
 import type * as NativeModule from '@bakery/native';
 import { ShmCells } from '@bakery/shm';
 import { CliError } from './errors.js';
@@ -210,17 +210,25 @@ function leaseBinding(): { native: NativeModule.Native; lib: typeof NativeModule
  * write access, and this description holds no lock, so any lock on the byte is someone
  * else's. Everything else — a pure-JS lock, no lease recorded, no binding, a worker-thread
  * owner — is the pid check, with the owner's recorded pid namespace (so a foreign pid is never
- * judged by what it means here).
+ * judged by what it means here), and the participants' own second opinion
+ * (`isAliveInLock`: a main-thread owner whose pid runs with this lock's file open is alive).
  */
 function ownerJudge(
   cells: Cells,
   fd: number,
   mapped: boolean,
 ): (owner: Identity, slot: number) => boolean {
+  let file: FileId | undefined;
+  try {
+    file = fileId(fd);
+  } catch {
+    // the pid check alone
+  }
   return (owner, slot) => {
     const b = mapped ? leaseBinding() : null;
     const verdict = b?.lib.leaseVerdict(b.native, fd, cells, owner, slot);
-    return verdict !== undefined ? verdict === 'alive' : isAlive(owner);
+    if (verdict !== undefined) return verdict === 'alive';
+    return file !== undefined ? isAliveInLock(owner, cells, slot, file) : isAlive(owner);
   };
 }
 

@@ -1,8 +1,10 @@
 // Node-specific helpers shared by the Node backends (sab, mmap, shm): who this thread is, and
 // whether the owner of a slot is still alive. Kept out of core's main entry, which has no
 // node: imports; backends import it from '@bakery/core/node'.
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import type { Identity } from './backend.js';
+import { existsSync, fstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import type { Cells, Identity } from './backend.js';
+import { HEADER_CELLS, SLOT_CELLS } from './layout.js';
+import { readOwner } from './owner.js';
 
 let cached: Identity | undefined;
 let ownNs: number | undefined;
@@ -115,4 +117,63 @@ function signalProbe(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
+}
+
+/** A file's identity: device and inode (as bigints: inode numbers may exceed 2^53). */
+export interface FileId {
+  dev: bigint;
+  ino: bigint;
+}
+
+/** The {@link FileId} of the file open as `fd`. */
+export function fileId(fd: number): FileId {
+  const st = fstatSync(fd, { bigint: true });
+  return { dev: st.dev, ino: st.ino };
+}
+
+/**
+ * How many descriptors process `pid` has open on `file` (through `/proc/<pid>/fd`); undefined
+ * when that cannot be read (no such process, or another user's).
+ */
+function fdsOn(pid: number, file: FileId): number | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return undefined;
+  }
+  let n = 0;
+  for (const name of names) {
+    const st = statSync(`/proc/${pid}/fd/${name}`, { bigint: true, throwIfNoEntry: false });
+    if (st !== undefined && st.dev === file.dev && st.ino === file.ino) n++;
+  }
+  return n;
+}
+
+/**
+ * {@link isAlive}, with a second opinion that corrupted owner cells cannot fake, for a backend
+ * whose participants each keep the lock's file open (one descriptor per open Mutex): judging
+ * the owner recorded in slot `slot` of `cells`, the lock in `file`. When the pid check says
+ * dead but the owner was a process's main thread whose pid still runs in our namespace, count
+ * that process's descriptors on the lock's file: if they are more than the other slots that
+ * name that pid and are alive by the pid check, one of them is this slot's owner — alive, its
+ * recorded start time or thread id rewritten (or torn) — and it is never reaped. A pid reused
+ * by an unrelated process, or by another participant that has a slot of its own, is still
+ * judged dead. What this cannot see: an owner whose pid itself was rewritten, and another
+ * user's process (its descriptors are unreadable). The kernel lease of the mapped backends is
+ * the proof for those.
+ */
+export function isAliveInLock(owner: Identity, cells: Cells, slot: number, file: FileId): boolean {
+  if (isAlive(owner)) return true;
+  if (owner.tid !== 0 && owner.tid !== owner.pid) return false;
+  const held = fdsOn(owner.pid, file);
+  if (held === undefined || held === 0) return false;
+  const slots = Math.floor((cells.length - HEADER_CELLS) / SLOT_CELLS);
+  let explained = 0;
+  for (let s = 0; s < slots; s++) {
+    if (s === slot) continue;
+    const other = readOwner(cells, s);
+    if (other !== null && other.pid === owner.pid && isAlive(other)) explained++;
+  }
+  return held > explained;
 }

@@ -13,7 +13,7 @@ import {
   sameOwner,
   slotBase,
 } from '@bakery/core';
-import { isAlive, processIdentity } from '@bakery/core/node';
+import { type FileId, fileId, isAlive, isAliveInLock, processIdentity } from '@bakery/core/node';
 import type { Native, WaitResult } from './native.js';
 
 /**
@@ -55,6 +55,8 @@ export class Leases {
   readonly #cells: MappedCells;
   /** Our own description of the lock's file; -1 when /proc could not reopen it (no leases). */
   readonly fd: number;
+  /** The lock's file, for the pid check's second opinion (descriptors open on it). */
+  readonly #file: FileId | undefined;
 
   /** @param fd Any fd of the lock's file; the leases go through a reopened description of it. */
   constructor(native: Native, fd: number, cells: MappedCells) {
@@ -67,6 +69,13 @@ export class Leases {
       // No /proc: no lease and no probe; the pid-based check still applies.
     }
     this.fd = own;
+    let file: FileId | undefined;
+    try {
+      file = fileId(fd);
+    } catch {
+      // an fd that cannot be stat'ed: the pid check alone
+    }
+    this.#file = file;
   }
 
   /** Takes the lease of our freshly claimed `slot`, then records that its owner has one. */
@@ -136,6 +145,8 @@ export class Leases {
       const verdict = leaseVerdict(this.#native, this.fd, this.#cells, owner, slot);
       if (verdict !== undefined) return verdict === 'alive';
     }
+    if (slot !== undefined && this.#file !== undefined)
+      return isAliveInLock(owner, this.#cells, slot, this.#file);
     return isAlive(owner);
   }
 

@@ -19,7 +19,13 @@ import {
   typeError,
   validateLayout,
 } from '@bakery/core';
-import { isAlive, pidNamespace, processIdentity } from '@bakery/core/node';
+import {
+  fileId,
+  isAlive,
+  isAliveInLock,
+  pidNamespace,
+  processIdentity,
+} from '@bakery/core/node';
 import { SHM_MAX_SLOTS, ShmCells } from './cells.js';
 import { ACCESS_ENV, type Binding, nativeBinding, type ShmAccess, wantedAccess } from './native.js';
 import {
@@ -677,13 +683,17 @@ function openPositional(
         : 'the lock was created pure JS';
   const registry = new RegistryLock(dir, name, opened.writers);
   const cells = new ShmCells(fd, cellsFor(capacity), registry, file);
+  const lockFile = fileId(fd);
   const mutex = openOn(
     {
       cells,
       // pid + OS thread id + that thread's start time: survives pid reuse, and lets core's
       // reaper tell a crashed participant (or a terminated worker thread) from a live one.
       identity: processIdentity,
-      isAlive,
+      // ... with the second opinion of the owner's descriptors on this file, so that a
+      // rewritten start time or thread id cannot get a live owner reaped.
+      isAlive: (owner, slot) =>
+        slot === undefined ? isAlive(owner) : isAliveInLock(owner, cells, slot, lockFile),
       description: `shm ${file} (pure JS: ${why})`,
       close: () => fs.closeSync(fd),
     },
