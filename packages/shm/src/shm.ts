@@ -19,13 +19,7 @@ import {
   typeError,
   validateLayout,
 } from '@bakery/core';
-import {
-  fileId,
-  isAlive,
-  isAliveInLock,
-  pidNamespace,
-  processIdentity,
-} from '@bakery/core/node';
+import { fileId, isAlive, isAliveInLock, pidNamespace, processIdentity } from '@bakery/core/node';
 import { SHM_MAX_SLOTS, ShmCells } from './cells.js';
 import { ACCESS_ENV, type Binding, nativeBinding, type ShmAccess, wantedAccess } from './native.js';
 import {
@@ -456,7 +450,8 @@ function checkOptions(options: unknown): OpenOptions {
  * The lock is a file `<dir>/bakery.<name>` (dir: the `dir` option, else env `BAKERY_SHM_DIR`,
  * else this user's private {@link defaultLockDir}, `/dev/shm/bakery-<uid>`, made 0700 by the
  * first call that creates a lock in it and refused if another user has taken its path). The
- * returned instance is one participant and holds one slot until `close()`.
+ * returned instance is one participant; it holds a slot until `close()` (none while the table is
+ * full: its first lock waits for one).
  *
  * Where @bakery/native loads, a new lock is mapped (Atomics on a MAP_SHARED mapping, futex
  * wake-ups, kernel leases, up to 4096 slots); elsewhere it is pure JS (pread/pwrite, polling,
