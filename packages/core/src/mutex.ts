@@ -1031,15 +1031,20 @@ export class BakeryMutex implements Mutex {
         this.#cells.load(slotBase(this.#yieldedSlot) + S.CLAIM_GEN) !== this.#yieldedGen;
       if (taken || now - this.#yieldedAt >= SLOT_GRACE_MS) this.#yieldedSlot = -1;
     }
-    if (this.#yieldedSlot < 0) {
+    const deferring = this.#yieldedSlot >= 0;
+    if (!deferring) {
       const reap = now - this.#slotReapedAt >= this.#staleAfter;
       if (reap) this.#slotReapedAt = now;
       if (this.#takeSlot(reap)) return true;
     }
     const left = w.deadline - now;
     if (left <= 0) throw noSlotError(this.#capacity, true);
-    this.#wanted = wantedNow();
-    this.#cells.store(H.SLOT_WANTED, this.#wanted);
+    // Ask for a slot — not while deferring: the slot we gave up is free, and asking would only
+    // make others give theirs up too.
+    if (!deferring) {
+      this.#wanted = wantedNow();
+      this.#cells.store(H.SLOT_WANTED, this.#wanted);
+    }
     w.ms = Math.min(w.backoff, left);
     w.backoff = Math.min(w.backoff * 2, SLOT_POLL_MAX_MS);
     return false;
