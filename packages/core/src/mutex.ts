@@ -15,7 +15,7 @@ import {
   WHITE,
 } from './layout.js';
 import { accessName, layoutAccess, raiseHighWater, scanLimit, validateLayout } from './memory.js';
-import { readOwner, sameOwner } from './owner.js';
+import { freeOwner, readOwner, sameOwner } from './owner.js';
 import { farSleepMs, MIN_SLEEP_MS, nextHandoffEstimate, nextPollCap } from './pacing.js';
 import { checkTimeout, rangeError, typeError } from './validate.js';
 
@@ -691,15 +691,8 @@ export class BakeryMutex implements Mutex {
       // Already zero after a release or withdrawal; a free slot must hold no protocol state.
       if (cells.load(b + S.CHOOSING) !== 0) cells.store(b + S.CHOOSING, 0);
       if (cells.load(b + S.TICKET) !== 0) cells.store(b + S.TICKET, 0);
-      cells.store(b + S.OWNER_TID, 0);
-      cells.store(b + S.OWNER_START_LO, 0);
-      cells.store(b + S.OWNER_START_HI, 0);
-      cells.store(b + S.OWNER_NS, 0);
-      cells.store(b + S.OWNER_LEASE, 0);
       // The lease goes with OWNER_LEASE = 0 already stored: no prober can take us for dead.
-      this.#backend.freeing?.(slot);
-      // The claim word last: once it reads 0 another participant may take the slot.
-      cells.store(b + S.OWNER, 0);
+      freeOwner(cells, slot, () => this.#backend.freeing?.(slot));
     };
     if (cells.compareExchange !== undefined) free();
     else cells.withRegistryLock!(free);
@@ -803,12 +796,7 @@ export class BakeryMutex implements Mutex {
       }
       cells.store(b + S.CHOOSING, 0);
       cells.store(b + S.TICKET, 0);
-      cells.store(b + S.OWNER_TID, 0);
-      cells.store(b + S.OWNER_START_LO, 0);
-      cells.store(b + S.OWNER_START_HI, 0);
-      cells.store(b + S.OWNER_NS, 0);
-      cells.store(b + S.OWNER_LEASE, 0);
-      cells.store(b + S.OWNER, 0);
+      freeOwner(cells, j);
       if (cells.notify !== undefined) {
         cells.notify(b + S.TICKET, Number.POSITIVE_INFINITY);
         cells.notify(b + S.CHOOSING, Number.POSITIVE_INFINITY);
