@@ -28,3 +28,4 @@ export {
   SCRATCH,
   type Workload,
 } from './types.js';
+export { BAD_SLOT_COUNTS } from './util.js';

@@ -4,7 +4,7 @@ import { cellsFor, H } from '@bakery/core';
 import { damageSuite } from './damage.js';
 import { faultSuite } from './faults.js';
 import { type ConformanceFactory, type Fixture, type Report, SCRATCH } from './types.js';
-import { codeOf, codeOfAsync, scale, sleep, until } from './util.js';
+import { BAD_SLOT_COUNTS, codeOf, codeOfAsync, scale, sleep, until } from './util.js';
 
 /** The slice of a test runner's API the suite needs (vitest's `test`/`describe` fit). */
 export type TestFn = (name: string, fn: () => Promise<void> | void, timeout?: number) => void;
@@ -446,18 +446,8 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
       }),
     );
 
-    test('creating a lock with slots out of range (0, negative, non-integer, NaN, not a number, above 4096) is BAKERY_INVALID_ARGUMENT', async () => {
-      for (const bad of [
-        0,
-        -1,
-        -4096,
-        1.5,
-        Number.NaN,
-        Number.POSITIVE_INFINITY,
-        '4',
-        4097,
-        2 ** 31,
-      ]) {
+    test('creating a lock with slots out of range (0, negative, non-integer, NaN, not a number, null, above 4096) is BAKERY_INVALID_ARGUMENT', async () => {
+      for (const bad of BAD_SLOT_COUNTS) {
         let f: Fixture | undefined;
         const code = await codeOfAsync(
           factory.create(bad as number).then((made) => {

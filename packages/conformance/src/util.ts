@@ -1,6 +1,24 @@
 /** Helpers shared by the conformance cases (suite.ts, faults.ts). */
 
 /** Scale factor for the heavy cases: `BAKERY_CONFORMANCE_SCALE=10 npm test` for a long run. */
+/**
+ * Slot counts every backend must refuse with `BAKERY_INVALID_ARGUMENT` (and change nothing):
+ * 0, negative, non-integer, NaN, infinite, not a number, null, above the 4096 maximum. The one
+ * list: the conformance suite and each backend's bad-input tests use it.
+ */
+export const BAD_SLOT_COUNTS: readonly unknown[] = [
+  0,
+  -1,
+  -4096,
+  1.5,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  '4',
+  null,
+  4097,
+  2 ** 31,
+];
+
 export function scale(): number {
   const s = Number(process.env.BAKERY_CONFORMANCE_SCALE ?? '1');
   return Number.isFinite(s) && s > 0 ? s : 1;

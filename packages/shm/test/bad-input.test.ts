@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { BAD_SLOT_COUNTS } from '@bakery/conformance';
 import { bytesFor, H, S, slotBase } from '@bakery/core';
 import { pidNamespace, processIdentity } from '@bakery/core/node';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -276,19 +277,7 @@ for (const access of ['mapped', 'pure-js'] as const) {
     });
 
     describe('slots out of range', () => {
-      const bad: unknown[] = [
-        0,
-        -1,
-        -4096,
-        1.5,
-        Number.NaN,
-        Number.POSITIVE_INFINITY,
-        '4',
-        null,
-        4097,
-        2 ** 31,
-      ];
-      for (const slots of bad) {
+      for (const slots of BAD_SLOT_COUNTS) {
         test(`slots ${String(slots)} is BAKERY_INVALID_ARGUMENT, whether creating or attaching, and nothing changes`, () => {
           const empty = listing();
           expect(codeOf(() => openMutex('fresh', { dir, slots: slots as number }))).toBe(
