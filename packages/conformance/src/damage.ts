@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { H, packTicket, S, slotBase } from '@bakery/core';
 import type { DescribeFn, TestFn } from './suite.js';
-import type { ConformanceFactory, Fixture } from './types.js';
-import { codeOf, codeOfAsync } from './util.js';
+import type { ConformanceFactory } from './types.js';
+import { codeOf, codeOfAsync, fixtureRunner } from './util.js';
 
 /**
  * Damage that passes validation (a process of the same user wrote a cell) and the way out of a
@@ -18,14 +18,7 @@ export function damageSuite({
   describe: DescribeFn;
   factory: ConformanceFactory;
 }): void {
-  const withFixture = (slots: number, body: (f: Fixture) => Promise<void>) => async () => {
-    const f = await factory.create(slots);
-    try {
-      await body(f);
-    } finally {
-      await f.dispose();
-    }
-  };
+  const withFixture = fixtureRunner(factory);
 
   describe(`damage and poisoned locks: ${factory.name} (${factory.participants})`, () => {
     test(

@@ -10,7 +10,7 @@ import {
   PHASE,
   SCRATCH,
 } from './types.js';
-import { codeOfAsync, scale, sleep, until } from './util.js';
+import { codeOfAsync, fixtureRunner, scale, sleep, until } from './util.js';
 
 /** What {@link faultSuite} needs: the same as the main suite. */
 export interface FaultSuiteOptions {
@@ -85,14 +85,7 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
   const kind = factory.participants === 'threads' ? 'worker.terminate()' : 'SIGKILL';
   const LONG = 600_000;
 
-  const withFixture = (slots: number, body: (f: Fixture) => Promise<void>) => async () => {
-    const f = await factory.create(slots);
-    try {
-      await body(f);
-    } finally {
-      await f.dispose();
-    }
-  };
+  const withFixture = fixtureRunner(factory);
 
   describe(`crash robustness: ${factory.name} (${factory.participants})`, () => {
     test(

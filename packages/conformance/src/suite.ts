@@ -4,7 +4,15 @@ import { cellsFor, H } from '@bakery/core';
 import { damageSuite } from './damage.js';
 import { faultSuite } from './faults.js';
 import { type ConformanceFactory, type Fixture, type Report, SCRATCH } from './types.js';
-import { BAD_SLOT_COUNTS, codeOf, codeOfAsync, scale, sleep, until } from './util.js';
+import {
+  BAD_SLOT_COUNTS,
+  codeOf,
+  codeOfAsync,
+  fixtureRunner,
+  scale,
+  sleep,
+  until,
+} from './util.js';
 
 /** The slice of a test runner's API the suite needs (vitest's `test`/`describe` fit). */
 export type TestFn = (name: string, fn: () => Promise<void> | void, timeout?: number) => void;
@@ -71,14 +79,7 @@ export function suite({ test, describe, factory }: SuiteOptions): void {
   const who = `${n} ${factory.participants}`;
   const LONG = 600_000;
 
-  const withFixture = (slots: number, body: (f: Fixture) => Promise<void>) => async () => {
-    const f = await factory.create(slots);
-    try {
-      await body(f);
-    } finally {
-      await f.dispose();
-    }
-  };
+  const withFixture = fixtureRunner(factory);
 
   const exclusion = (mode: 'sync' | 'async' | 'mixed', slots = n + 2, iterations = m) =>
     withFixture(slots, async (f) => {

@@ -1,6 +1,6 @@
-/** Helpers shared by the conformance cases (suite.ts, faults.ts). */
+/** Helpers shared by the conformance cases (suite.ts, faults.ts, damage.ts). */
+import type { ConformanceFactory, Fixture } from './types.js';
 
-/** Scale factor for the heavy cases: `BAKERY_CONFORMANCE_SCALE=10 npm test` for a long run. */
 /**
  * Slot counts every backend must refuse with `BAKERY_INVALID_ARGUMENT` (and change nothing):
  * 0, negative, non-integer, NaN, infinite, not a number, null, above the 4096 maximum. The one
@@ -19,6 +19,7 @@ export const BAD_SLOT_COUNTS: readonly unknown[] = [
   2 ** 31,
 ];
 
+/** Scale factor for the heavy cases: `BAKERY_CONFORMANCE_SCALE=10 npm test` for a long run. */
 export function scale(): number {
   const s = Number(process.env.BAKERY_CONFORMANCE_SCALE ?? '1');
   return Number.isFinite(s) && s > 0 ? s : 1;
@@ -54,4 +55,19 @@ export async function until(what: string, cond: () => boolean, limitMs = 60_000)
     if (performance.now() > end) throw new Error(`gave up waiting for ${what}`);
     await sleep(1);
   }
+}
+
+/**
+ * A test body over a fresh fixture of `slots` slots from `factory`, disposed however the body
+ * ends: `fixtureRunner(factory)(4, async (f) => { … })`.
+ */
+export function fixtureRunner(factory: ConformanceFactory) {
+  return (slots: number, body: (f: Fixture) => Promise<void>) => async (): Promise<void> => {
+    const f = await factory.create(slots);
+    try {
+      await body(f);
+    } finally {
+      await f.dispose();
+    }
+  };
 }
