@@ -201,8 +201,10 @@ active [N] proctype P()
   bool istry;
 
 life:
-  /* claim: raise HIGH_WATER to slot + 1 (compareExchange loop) before the first doorway */
-  atomic { if :: hwm < _pid + 1 -> hwm = _pid + 1 :: else fi };
+  /* claim: raise HIGH_WATER to slot + 1 (compareExchange loop) before the first doorway — or
+     die first, leaving a claimed slot above the mark (reapers of a full table judge every
+     slot, as O below does; found by the schedule explorer) */
+  W(atomic { if :: hwm < _pid + 1 -> hwm = _pid + 1 :: else fi });
 idle:
   atomic { h = 0; h2 = 0; c = 0; n = 0; mk = 0; j = 0; t = 0; r = 0; odf = 0; istry = false };
   if

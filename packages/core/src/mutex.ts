@@ -160,7 +160,9 @@ export interface Snapshot {
   slotWanted: boolean;
   /**
    * Every slot below the high-water mark, and any slot above it that is claimed or holds
-   * protocol state (only corruption puts one there; {@link Snapshot.anomalies} says so).
+   * protocol state (an owner that died between its claim and raising the mark leaves a claimed
+   * one, which `reapDead()` frees; anything else there is damage, and
+   * {@link Snapshot.anomalies} says so).
    */
   slots: SlotSnapshot[];
   /**
@@ -637,7 +639,7 @@ export class BakeryMutex implements Mutex {
 
   reapDead(): number {
     this.#checkOpen();
-    return this.#reapDead();
+    return this.#reapDead(true);
   }
 
   close(): void {
@@ -717,10 +719,15 @@ export class BakeryMutex implements Mutex {
   }
 
   /**
-   * Reap every slot below the high-water mark whose owner is certainly dead. Returns how many
-   * slots were freed. Used by tryLock (rate-limited), a full slot table, and `reap()` tools.
+   * Reap every slot below the high-water mark whose owner is certainly dead — with `all`, every
+   * slot of the table: an owner can die between its claim and raising HIGH_WATER, and only a
+   * scan of the whole table frees such a slot (else a table full of them turns every newcomer
+   * away for good; found by the schedule explorer, apps/explore). Returns how many slots were
+   * freed or cleared. Used by tryLock and a stepping-back doorway (rate-limited; their
+   * trouble is a ticket, always below the mark), and with `all` by a participant that waits
+   * for a slot and by `reapDead()` (tools).
    */
-  #reapDead(): number {
+  #reapDead(all = false): number {
     const cells = this.#cells;
     const outsider = this.#slot < 0 && cells.compareExchange !== undefined;
     // Without a slot we have no claim to make a REAPER token of: we reap as the holder of the
@@ -732,9 +739,9 @@ export class BakeryMutex implements Mutex {
     const entered = out?.enter() === true;
     this.#outsider = entered;
     try {
-      const hwm = scanLimit(cells, this.#capacity);
+      const limit = all ? this.#capacity : scanLimit(cells, this.#capacity);
       let n = 0;
-      for (let s = 0; s < hwm; s++) {
+      for (let s = 0; s < limit; s++) {
         const dead = outsider && !entered ? null : this.#deadOwner(s);
         if (dead !== null ? this.#reap(s, dead) : this.#clearStray(s)) n++;
       }
@@ -948,7 +955,8 @@ export class BakeryMutex implements Mutex {
    */
   #takeSlot(reap: boolean): boolean {
     let s = this.#claimFree();
-    if (s < 0 && reap && this.#isAlive !== undefined && this.#reapDead() > 0) s = this.#claimFree();
+    if (s < 0 && reap && this.#isAlive !== undefined && this.#reapDead(true) > 0)
+      s = this.#claimFree();
     if (s < 0) return false;
     this.#slot = s;
     this.#acq.rebind(s);

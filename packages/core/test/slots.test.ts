@@ -172,6 +172,37 @@ describe('reaping without a slot', () => {
     c.mutex.close();
   });
 
+  test('owners that died between their claim and raising HIGH_WATER are reaped from a full table: a newcomer gets a slot, and reapDead() frees the rest', () => {
+    // Found by the schedule explorer: three incarnations of one participant, each killed right
+    // after claiming a slot and before raising HIGH_WATER, left every slot claimed and the mark
+    // at 0. Reapers scanned below the mark only, so every newcomer waited for a slot forever.
+    const { cells, dead, open } = world(3, true);
+    for (let s = 0; s < 3; s++) {
+      const b = slotBase(s);
+      cells.store(b + S.OWNER, 900 + s); // what a claim's compareExchange wrote, and no more
+      cells.store(b + S.CLAIM_GEN, 1);
+      dead.add(900 + s);
+    }
+    expect(cells.load(H.HIGH_WATER)).toBe(0);
+    const c = open();
+    expect(c.mutex.slot).toBeGreaterThanOrEqual(0);
+    c.mutex.lockSync({ timeout: 1_000 }).release();
+    // The open's reap freed all three; only c holds a slot now.
+    const owners = () =>
+      c.mutex
+        .inspect()
+        .slots.filter((s) => s.owner !== null)
+        .map((s) => s.owner!.pid);
+    expect(owners()).toEqual([c.pid]);
+    // One more such death, above the mark: reapDead() (`bakery reap`) frees it too.
+    expect(cells.load(H.HIGH_WATER)).toBe(c.mutex.slot + 1);
+    cells.store(slotBase(2) + S.OWNER, 903);
+    dead.add(903);
+    expect(c.mutex.reapDead()).toBe(1);
+    expect(owners()).toEqual([c.pid]);
+    c.mutex.close();
+  });
+
   test('without an outsider lock a participant without a slot reaps nothing (it only waits), and tryLock says so', () => {
     const { dead, open } = world(1, false);
     const a = open();
