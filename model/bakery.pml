@@ -1,6 +1,6 @@
 /*
  * bakery.pml — a Promela model of OUR lock: the Black-White bakery (Taubenfeld, DISC 2004) as
- * implemented in packages/core/src/acquirer.ts and mutex.ts, plus its crash recovery (a reaper
+ * implemented in packages/core/src/acquirer.ts, waiting.ts, slots.ts and recovery.ts, plus its crash recovery (a reaper
  * under a REAPER word; the exit colour for a dead holder; docs/ARCHITECTURE.md "Crash recovery").
  *
  * One Promela process per slot (_pid = slot). Every shared access of the implementation is one

@@ -45,11 +45,11 @@ export const mutants = [
     edits: [
       [
         `if (cells.load(H.OWNER_DIED) !== 2) cells.store(H.OWNER_DIED, 1);
-        if (t !== 0) cells.store(H.COLOUR, (t & 1) === BLACK ? WHITE : BLACK);
-        cells.store(H.HOLDER, 0);`,
+  if (ticket !== 0) cells.store(H.COLOUR, (ticket & 1) === BLACK ? WHITE : BLACK);
+  cells.store(H.HOLDER, 0);`,
         `cells.store(H.HOLDER, 0);
-        if (t !== 0) cells.store(H.COLOUR, (t & 1) === BLACK ? WHITE : BLACK);
-        if (cells.load(H.OWNER_DIED) !== 2) cells.store(H.OWNER_DIED, 1);`,
+  if (ticket !== 0) cells.store(H.COLOUR, (ticket & 1) === BLACK ? WHITE : BLACK);
+  if (cells.load(H.OWNER_DIED) !== 2) cells.store(H.OWNER_DIED, 1);`,
       ],
     ],
   },
@@ -59,12 +59,9 @@ export const mutants = [
       "REAPER holds the reaper's slot without its claim generation: a token of a dead reaper is taken for its slot's next owner's (spin: described-reaper-slot-token)",
     scenarios: ['reaper-reuse'],
     edits: [
+      ['reaperToken(slot, cells.load(slotBase(slot) + S.CLAIM_GEN))', 'reaperToken(slot, 0)'],
       [
-        'reaperToken(this.#slot, cells.load(slotBase(this.#slot) + S.CLAIM_GEN))',
-        'reaperToken(this.#slot, 0)',
-      ],
-      [
-        'if ((this.#cells.load(slotBase(slot) + S.CLAIM_GEN) & CLAIM_GEN_MASK) !== gen) return true;',
+        'if ((this.cells.load(slotBase(slot) + S.CLAIM_GEN) & CLAIM_GEN_MASK) !== gen) return true;',
         '',
       ],
     ],
@@ -74,7 +71,7 @@ export const mutants = [
     about:
       "a doorway that steps back never reaps the high ticket's dead owner: everyone steps back forever (spin: described-no-stepback-reap)",
     scenarios: ['crash-pair'],
-    edits: [[/this\.#stepBackStale\(now\d*\);/g, '']],
+    edits: [[/this\.[\w#.]*stepBackStale\(now\d*\);/g, '']],
   },
   {
     name: 'trylock-leaves-ticket',

@@ -1,4 +1,14 @@
 export type { TraceHooks } from './acquirer.js';
+export {
+  checkMutexOptions,
+  type Lease,
+  type LockOptions,
+  type LockSyncOptions,
+  type Mutex,
+  type MutexOptions,
+  type SlotSnapshot,
+  type Snapshot,
+} from './api.js';
 export { AtomicCells } from './atomic-cells.js';
 export type { Backend, Cells, Identity, OutsiderLock } from './backend.js';
 export { BakeryError, type BakeryErrorCode, isBakeryError } from './errors.js';
@@ -27,17 +37,8 @@ export {
   WHITE,
 } from './layout.js';
 export { accessName, checkSlots, initLayout, layoutAccess, validateLayout } from './memory.js';
-export {
-  checkMutexOptions,
-  type Lease,
-  type LockOptions,
-  type LockSyncOptions,
-  type Mutex,
-  type MutexOptions,
-  openOn,
-  type SlotSnapshot,
-  type Snapshot,
-  snapshot,
-} from './mutex.js';
+export { openOn } from './mutex.js';
 export { readOwner, sameOwner } from './owner.js';
+export { snapshot } from './snapshot.js';
 export { checkTimeout, INVALID_ARGUMENT, rangeError, typeError } from './validate.js';
+export { sleepSync } from './waiting.js';

@@ -163,3 +163,11 @@ export function validateLayout(
   }
   return capacity;
 }
+
+/**
+ * Run `fn` serialised with the other participants' slot claims and frees: directly where the
+ * cells have compareExchange (every such write is one), else under the backend's registry lock.
+ */
+export function serialised<T>(cells: Cells, fn: () => T): T {
+  return cells.compareExchange !== undefined ? fn() : cells.withRegistryLock!(fn);
+}

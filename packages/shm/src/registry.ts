@@ -1,13 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BakeryError, type Identity } from '@bakery/core';
+import { BakeryError, type Identity, sleepSync as sleep } from '@bakery/core';
 import { isAlive, processIdentity } from '@bakery/core/node';
-
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
-function sleep(ms: number): void {
-  Atomics.wait(sleepCell, 0, 0, ms);
-}
 
 /** How long a registry lock may stay held by a live owner before giving up (ms). */
 const REGISTRY_PATIENCE_MS = 30_000;
