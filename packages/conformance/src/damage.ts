@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { H, packTicket, S, slotBase } from '@bakery/core';
-import type { DescribeFn, TestFn } from './suite.js';
-import type { ConformanceFactory } from './types.js';
+import type { ConformanceFactory, DescribeFn, TestFn } from './types.js';
 import { codeOf, codeOfAsync, fixtureRunner } from './util.js';
 
 /**

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { loadavg } from 'node:os';
 import { packTicket, S, slotBase } from '@bakery/core';
-import type { DescribeFn, TestFn } from './suite.js';
 import {
   type ConformanceFactory,
   type Crew,
   clockMs,
+  type DescribeFn,
   type Fixture,
   PHASE,
   SCRATCH,
+  type TestFn,
 } from './types.js';
 import { codeOfAsync, fixtureRunner, scale, sleep, until } from './util.js';
 

@@ -197,3 +197,20 @@ export interface ConformanceFactory {
   /** Create a fresh lock with `slots` slots. */
   create(slots: number): Promise<Fixture>;
 }
+
+/** The slice of a test runner's API the suite needs (vitest's `test`/`describe` fit). */
+export type TestFn = (name: string, fn: () => Promise<void> | void, timeout?: number) => void;
+export type DescribeFn = (name: string, fn: () => void) => void;
+
+/** What {@link suite} takes. */
+export interface SuiteOptions {
+  test: TestFn;
+  describe: DescribeFn;
+  factory: ConformanceFactory;
+}
+
+/** What one feature's part of the suite takes (it runs inside the suite's describe). */
+export interface FeatureOptions {
+  test: TestFn;
+  factory: ConformanceFactory;
+}
