@@ -152,6 +152,32 @@ export const mutants = [
       ],
     ],
   },
+  {
+    name: 'queue-stalls-after-timeout',
+    about:
+      "an acquisition of the instance's local queue that times out does not start the next queued lock(), which then never settles",
+    scenarios: ['local-queue'],
+    edits: [
+      [
+        `(err) => {
+        this.#busy = false;
+        w.reject(err);
+        this.#pump();
+      }`,
+        `(err) => {
+        this.#busy = false;
+        w.reject(err);
+      }`,
+      ],
+    ],
+  },
+  {
+    name: 'timed-out-waiter-stays-queued',
+    about:
+      'a queued lock() that times out stays in the local queue: it later takes the lock with no caller left to release it',
+    scenarios: ['local-queue'],
+    edits: [['this.#queue.splice(k, 1);', '']],
+  },
 ];
 
 /** The directory of the real build of @bakery/core. */

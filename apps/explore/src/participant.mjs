@@ -28,7 +28,10 @@ const realWait = Atomics.wait.bind(Atomics);
 const memLength = new Int32Array(memBuf).length - 1; // the last cell is the test's counter
 const COUNTER = memLength;
 
-const SPIN = 20000;
+const SPIN = 500;
+
+/** A script that can never finish: reported by its message alone. */
+class Stall extends Error {}
 
 class Death extends Error {}
 let dead = false;
@@ -62,6 +65,55 @@ Atomics.wait = (ta, i, v, ms) => {
   return 'timed-out';
 };
 
+// Virtual timers for the asynchronous driver: setTimeout/setImmediate register callbacks on
+// the scheduler's clock. When nothing else is left to run (microtasks drained: the pump is a
+// real setImmediate), the pump fires the earliest due timer, or asks to SLEEP until it is due.
+const realSetImmediate = globalThis.setImmediate;
+let timers = []; // { id, at (µs), fn, args }, in the order registered
+let nextTimer = 1;
+globalThis.setTimeout = (fn, ms = 0, ...args) => {
+  const t = {
+    id: nextTimer++,
+    at: Atomics.load(ctrl, CLOCK) + Math.max(1, Math.round(ms * 1000)),
+    fn,
+    args,
+  };
+  timers.push(t);
+  return { [Symbol.toPrimitive]: () => t.id, id: t.id, unref() {}, ref() {}, hasRef: () => true };
+};
+globalThis.clearTimeout = (h) => {
+  const id = typeof h === 'object' && h !== null ? h.id : h;
+  timers = timers.filter((t) => t.id !== id);
+};
+globalThis.setImmediate = (fn, ...args) => globalThis.setTimeout(fn, 0, ...args);
+let pumping = false;
+let onStall = null;
+function pump() {
+  if (!pumping) return;
+  if (timers.length === 0) {
+    // Nothing will ever happen: a promise of the script can no longer settle.
+    pumping = false;
+    onStall?.();
+    return;
+  }
+  let first = timers[0];
+  for (const t of timers) if (t.at < first.at) first = t;
+  const now = Atomics.load(ctrl, CLOCK);
+  try {
+    if (first.at > now) request(OPS.SLEEP, first.at - now);
+  } catch (err) {
+    pumping = false;
+    onStall?.(err);
+    return;
+  }
+  timers = timers.filter((t) => t !== first);
+  try {
+    first.fn(...first.args);
+  } finally {
+    realSetImmediate(pump);
+  }
+}
+
 const waitResult = ['ok', 'not-equal', 'timed-out'];
 const cells = {
   length: memLength,
@@ -89,6 +141,8 @@ if (scenario.cells === 'atomic') {
     request(OPS.NOTIFY, i);
     return 0;
   };
+  // The asynchronous wait is the same request: the thread parks, the promise is settled.
+  cells.waitAsync = (i, e, ms) => Promise.resolve(cells.wait(i, e, ms));
 }
 if (WAIT_OK !== 0 || WAIT_NOT_EQUAL !== 1) throw new Error('wait results out of order');
 
@@ -130,14 +184,21 @@ function critical(lease) {
   lease.release();
 }
 
-function gaveUp(m, err) {
+/**
+ * An allowed failure. With `own`, the instance had nothing else in flight, so its slot must
+ * hold no ticket or CHOOSING now (the scheduler checks; -1 skips it: another lock() call of the
+ * same instance may be acquiring).
+ */
+function gaveUp(m, err, own = true) {
   if (err instanceof Death) throw err;
-  if (err?.code === 'BAKERY_TIMEOUT') request(OPS.GAVE_UP, 1, m.slot);
-  else if (err?.code === 'BAKERY_NO_FREE_SLOT') request(OPS.GAVE_UP, 2, m.slot);
+  const slot = own ? m.slot : -1;
+  if (err?.code === 'BAKERY_TIMEOUT') request(OPS.GAVE_UP, 1, slot);
+  else if (err?.code === 'BAKERY_NO_FREE_SLOT') request(OPS.GAVE_UP, 2, slot);
+  else if (err?.code === 'BAKERY_ABORTED') request(OPS.GAVE_UP, 4, slot);
   else throw err;
 }
 
-function run(script) {
+async function run(script) {
   request(OPS.START);
   const m = core.openOn(backend(), { ...scenario.options, trace, claim: script.claim ?? 'open' });
   request(OPS.SLOT, m.slot);
@@ -161,15 +222,80 @@ function run(script) {
         if (lease === null) request(OPS.GAVE_UP, 3, m.slot);
         else critical(lease);
       } else if (op === 'reap') m.reapDead();
-      else throw new Error(`unknown op ${op}`);
+      else if (op.startsWith('alock')) {
+        // await lock() (alock), with a timeout (alock:<ms>), or aborted after <ms> (abort:<ms>)
+        const [, ms] = op.split(':');
+        try {
+          critical(await m.lock(ms === undefined ? undefined : { timeout: Number(ms) }));
+        } catch (err) {
+          gaveUp(m, err);
+        }
+      } else if (op.startsWith('abort:')) {
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(), Number(op.slice(6)));
+        try {
+          critical(await m.lock({ signal: ac.signal }));
+        } catch (err) {
+          gaveUp(m, err);
+        }
+      } else if (op.startsWith('queue:')) {
+        // k lock() calls on this one instance at once (its local FIFO), the i-th with the
+        // timeout given for it (queue:3:-:0.05:-): '-' waits forever.
+        const [, k, ...t] = op.split(':');
+        const calls = [];
+        for (let i = 0; i < Number(k); i++) {
+          const ms = t[i] === undefined || t[i] === '-' ? undefined : Number(t[i]);
+          calls.push(
+            m.lock(ms === undefined ? undefined : { timeout: ms }).then(
+              (lease) => critical(lease),
+              (err) => gaveUp(m, err, false),
+            ),
+          );
+        }
+        const results = await Promise.allSettled(calls);
+        for (const r of results) if (r.status === 'rejected') throw r.reason;
+      } else throw new Error(`unknown op ${op}`);
       request(OPS.SLOT, m.slot);
     }
   }
   m.close();
 }
 
+/** Run a script with the virtual timers pumped; rejects if it can never finish (a stall). */
+function runPumped(script) {
+  timers = [];
+  pumping = true;
+  return new Promise((resolve, reject) => {
+    onStall = (err) =>
+      reject(
+        err ??
+          new Stall(
+            'stalled: a lock() call can never settle (no timer is pending, nothing can wake it)',
+          ),
+      );
+    realSetImmediate(pump);
+    run(script).then(
+      (v) => {
+        pumping = false;
+        resolve(v);
+      },
+      (err) => {
+        pumping = false;
+        reject(err);
+      },
+    );
+  });
+}
+
+// Continuations of a crashed incarnation may still throw Death later: nobody awaits them.
+process.on('unhandledRejection', (err) => {
+  if (!(err instanceof Death)) throw err;
+});
+
 function reportError(err) {
-  const text = new TextEncoder().encode(String(err?.stack ?? err).slice(0, 2000));
+  const text = new TextEncoder().encode(
+    String(err instanceof Stall ? err.message : (err?.stack ?? err)).slice(0, 2000),
+  );
   errors.fill(0);
   errors.set(text.subarray(0, errors.length - 1));
   request(OPS.ERROR);
@@ -179,6 +305,11 @@ let gen = Atomics.load(ctrl, GEN);
 Atomics.add(ctrl, READY, 1);
 Atomics.notify(ctrl, READY);
 for (;;) {
+  // Let whatever a crashed incarnation left in the microtask queue run (and die) now, never
+  // inside the next schedule.
+  timers = [];
+  await new Promise((r) => realSetImmediate(r));
+  await new Promise((r) => realSetImmediate(r));
   while (Atomics.load(ctrl, GEN) === gen) realWait(ctrl, GEN, gen);
   gen = Atomics.load(ctrl, GEN);
   const script = scenario.participants[id];
@@ -187,7 +318,7 @@ for (;;) {
   if (script === undefined) continue;
   for (;;) {
     try {
-      run(script);
+      await runPumped(script);
       request(OPS.FINISHED);
       break;
     } catch (err) {

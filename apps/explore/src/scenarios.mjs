@@ -3,6 +3,10 @@
 //   'lock:<ms>' lockSync({ timeout }) — a timeout is allowed (virtual milliseconds)
 //   'try'       tryLock(); null is allowed
 //   'reap'      reapDead()
+//   'alock'     await lock(); 'alock:<ms>' with a timeout; 'abort:<ms>' with an AbortSignal
+//               aborted after <ms> (virtual)
+//   'queue:<k>[:<ms>|-…]'  k lock() calls on this one instance at once (its local FIFO), the
+//               i-th with the i-th timeout ('-': none)
 // `cells`: 'atomic' (compareExchange, wait and notify: sab, mmap, shm mapped), 'poll'
 // (compareExchange, no futex: the polling waiter), 'positional' (no compareExchange: the
 // registry lock and HIGH_WATER under it, like shm's pure-JS path).
@@ -178,6 +182,52 @@ export const scenarios = [
     maxTimeMs: 20_000,
   },
 ];
+
+// The asynchronous driver (lock()): its waits, sleeps and timers run on the virtual clock too.
+scenarios.push(
+  {
+    name: 'async-lockers',
+    about: 'await lock() against lockSync, with timeouts and AbortSignals that fire mid-wait',
+    slots: 3,
+    cells: 'atomic',
+    options: fast,
+    participants: [
+      { ops: ['alock'], iters: 2 },
+      { ops: ['alock', 'lock'], iters: 2 },
+      { ops: ['alock:0.05', 'abort:0.03', 'alock'], iters: 1 },
+    ],
+    k: 600,
+  },
+  {
+    name: 'local-queue',
+    about:
+      'several lock() calls on one instance queue in its local FIFO; queued and leading ones time out',
+    slots: 2,
+    cells: 'atomic',
+    options: fast,
+    participants: [
+      { ops: ['queue:3'], iters: 1 },
+      { ops: ['queue:3:0.03:-:0.05', 'alock'], iters: 1 },
+    ],
+    k: 500,
+  },
+  {
+    name: 'async-crashes',
+    about: 'await lock() while participants die at any step and start again',
+    slots: 3,
+    cells: 'atomic',
+    options: fast,
+    crashes: 2,
+    respawn: true,
+    participants: [
+      { ops: ['alock'], iters: 2 },
+      { ops: ['alock', 'lock'], iters: 2 },
+      { ops: ['alock:0.2'], iters: 2 },
+    ],
+    k: 800,
+    crashP: 0.005,
+  },
+);
 
 export function scenario(name) {
   const s = scenarios.find((x) => x.name === name);

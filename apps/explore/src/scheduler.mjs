@@ -223,7 +223,7 @@ export class Explorer {
               (mem[slotBase(s) + S.TICKET] !== 0 || mem[slotBase(s) + S.CHOOSING] !== 0)
             )
               fail(
-                `participant ${p} gave up (${['', 'timeout', 'no free slot', 'tryLock null'][a]}) but left ${mem[slotBase(s) + S.TICKET] !== 0 ? 'a ticket' : 'CHOOSING'} on slot ${s}`,
+                `participant ${p} gave up (${['', 'timeout', 'no free slot', 'tryLock null', 'aborted'][a]}) but left ${mem[slotBase(s) + S.TICKET] !== 0 ? 'a ticket' : 'CHOOSING'} on slot ${s}`,
               );
             break;
           }
