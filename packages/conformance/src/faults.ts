@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { loadavg } from 'node:os';
-import { packTicket, S, slotBase } from '@bakery/core';
+import { H, packTicket, S, slotBase } from '@bakery/core';
 import {
   type ConformanceFactory,
   type Crew,
@@ -11,7 +11,7 @@ import {
   SCRATCH,
   type TestFn,
 } from './types.js';
-import { codeOfAsync, fixtureRunner, scale, sleep, until } from './util.js';
+import { codeOf, codeOfAsync, fixtureRunner, scale, sleep, until } from './util.js';
 
 /** What {@link faultSuite} needs: the same as the main suite. */
 export interface FaultSuiteOptions {
@@ -264,7 +264,7 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
     );
 
     test(
-      factory.leases
+      factory.capabilities?.leases === true
         ? 'pid reuse: a live holder whose slot records a live process with another start time is not reaped (its lease proves it alive)'
         : 'pid reuse: a holder recorded as a live process with another start time is dead — the waiter reaps it and gets ownerDied; a live holder is never reaped',
       withFixture(4, async (f) => {
@@ -277,7 +277,7 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
         assert.equal(f.inspect().holder, x.slot);
         assert.equal(f.inspect().slots[x.slot]!.owner?.pid, process.pid);
         const pid = forgeReusedPid(f, x.slot);
-        if (factory.leases) {
+        if (factory.capabilities?.leases === true) {
           // x's lease proves it alive whatever its slot now says: still not reaped.
           assert.equal(
             await codeOfAsync(y.lock({ timeout: 3 * FAULT_STALE_MS })),
@@ -313,7 +313,7 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
     );
 
     test(
-      factory.leases
+      factory.capabilities?.leases === true
         ? 'pid reuse: a live waiter whose slot records a live process with another start time is not reaped (its lease proves it alive)'
         : 'pid reuse: a waiter (ticket, not holder) recorded as a live process with another start time is reaped, the others proceed without ownerDied',
       withFixture(4, async (f) => {
@@ -324,7 +324,7 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
         const colour = f.inspect().colour === 'black' ? 1 : 0;
         f.poke(slotBase(x.slot) + S.TICKET, packTicket(1, colour));
         forgeReusedPid(f, x.slot);
-        if (factory.leases) {
+        if (factory.capabilities?.leases === true) {
           // x's lease proves it alive: its ticket keeps y waiting until x withdraws.
           assert.equal(
             await codeOfAsync(y.lock({ timeout: 3 * FAULT_STALE_MS })),
@@ -346,6 +346,53 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
         y.close();
         x.close();
         assertLockClean(f, 'after the reap');
+      }),
+      LONG,
+    );
+
+    const slotless = factory.capabilities?.reapsWithoutSlot === true;
+    test(
+      slotless
+        ? 'a participant without a slot (the only one is a killed holder’s) reaps the dead holder, takes its slot and sees ownerDied'
+        : 'a participant without a slot (the only one is a killed holder’s) does not reap on this backend: it waits for a slot, gives up with BAKERY_NO_FREE_SLOT, and writes nothing',
+      withFixture(1, async (f) => {
+        const crew = f.start(1, { kind: 'hold' });
+        try {
+          await until('the participant to hold the lock', () => f.scratchGet(SCRATCH.HELD) === 1);
+          await crew.kill(0);
+        } finally {
+          await crew.stop();
+        }
+        const opts = { staleAfterMs: FAULT_STALE_MS };
+        if (slotless) {
+          const b = f.open(opts);
+          // The open itself reaps a full table of the dead (the table is full: one slot).
+          assert.notEqual(b.slot, -1, 'the dead holder was not reaped at open');
+          const lease = b.lockSync({ timeout: 30_000 });
+          assert.equal(lease.ownerDied, true, 'the next holder was not told the holder died');
+          lease.markConsistent();
+          lease.release();
+          b.close();
+          assertLockClean(f, 'after the slotless reap');
+          assert.ok(f.inspect().slots.every((s) => s.owner === null));
+          return;
+        }
+        const before = f.bytes();
+        const b = f.open(opts);
+        assert.equal(b.slot, -1);
+        assert.equal(
+          codeOf(() => b.lockSync({ timeout: 3 * FAULT_STALE_MS })),
+          'BAKERY_NO_FREE_SLOT',
+        );
+        assert.equal(b.reapDead(), 0);
+        b.close();
+        // It asked for a slot (SLOT_WANTED); nothing else changed: the dead holder is still there.
+        const after = f.bytes();
+        const wanted = H.SLOT_WANTED * 4;
+        after.fill(0, wanted, wanted + 4);
+        before.fill(0, wanted, wanted + 4);
+        assert.deepEqual(after, before);
+        assert.notEqual(f.inspect().slots[0]!.owner, null);
       }),
       LONG,
     );

@@ -19,6 +19,7 @@ export {
 export { FileScratch, SabScratch, type Scratch } from './scratch.js';
 export { type DescribeFn, findOvertaking, type SuiteOptions, suite, type TestFn } from './suite.js';
 export {
+  type Capabilities,
   type ConformanceFactory,
   type Crew,
   type Exit,

@@ -178,6 +178,26 @@ export interface Crew {
   stop(): Promise<void>;
 }
 
+/**
+ * Capability flags of a backend (all default to false). Each case that depends on one says in
+ * its name which way it runs; none is skipped.
+ */
+export interface Capabilities {
+  /**
+   * Participants hold a per-slot kernel lease that proves them alive whatever pid their slot
+   * records (@bakery/mmap's OFD locks, @bakery/shm's mapped path). The pid-reuse cases, which
+   * forge the identity of a live participant, then check that it is NOT reaped; a real death is
+   * covered by the kill cases.
+   */
+  leases?: boolean;
+  /**
+   * A participant without a slot (the table is full) reaps dead owners: through the backend's
+   * outsider lock (mmap, shm mapped) or under the registry lock (positional cells: shm pure
+   * JS). Without it such a participant only waits for a slot; participants with slots reap.
+   */
+  reapsWithoutSlot?: boolean;
+}
+
 /** What a backend hands to {@link suite}. */
 export interface ConformanceFactory {
   /** Shown in test names. */
@@ -188,12 +208,8 @@ export interface ConformanceFactory {
   concurrency: number;
   /** Iterations per participant for the mutual-exclusion cases. */
   iterations: number;
-  /**
-   * Participants hold a per-slot kernel lease that proves them alive whatever pid their slot
-   * records (@bakery/mmap's OFD locks). The pid-reuse cases, which forge the identity of a live
-   * participant, then check that it is NOT reaped; a real death is covered by the kill cases.
-   */
-  leases?: boolean;
+  /** What the backend can do beyond the contract's minimum; the suite runs what they allow. */
+  capabilities?: Capabilities;
   /** Create a fresh lock with `slots` slots. */
   create(slots: number): Promise<Fixture>;
 }

@@ -8,7 +8,7 @@ suite({
   factory: {
     name: '@bakery/mmap',
     participants: 'processes',
-    leases: true,
+    capabilities: { leases: true, reapsWithoutSlot: true },
     concurrency: 16,
     iterations: 300,
     async create(slots) {

@@ -36,7 +36,9 @@ export function shmFactory(access: 'mapped' | 'pure-js'): ConformanceFactory {
   return {
     name: `@bakery/shm (${access})`,
     participants: 'processes',
-    leases: access === 'mapped',
+    // The mapped path has leases and the outsider lock; the pure-JS path reaps under the
+    // registry lock, slot or no slot.
+    capabilities: { leases: access === 'mapped', reapsWithoutSlot: true },
     concurrency: 8,
     iterations: 300,
     async create(slots) {
