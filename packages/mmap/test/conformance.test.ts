@@ -1,6 +1,7 @@
 import { processFixture, suite } from '@bakery/conformance';
 import { describe, test } from 'vitest';
-import { createMutex, forkOptions, loadNative, MmapCells, openMutex } from '../src/index.js';
+// The build, as the participants load it: the suite's two sides run the same code.
+import { createMutex, forkOptions, loadNative, MmapCells, openMutex } from '../dist/index.js';
 
 suite({
   test,

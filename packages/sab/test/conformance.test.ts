@@ -1,6 +1,7 @@
 import { suite, threadFixture } from '@bakery/conformance';
 import { describe, test } from 'vitest';
-import { createMutex, openMutex, SabCells } from '../src/index.js';
+// The build, as the participants load it: the suite's two sides run the same code.
+import { createMutex, openMutex, SabCells } from '../dist/index.js';
 
 suite({
   test,
