@@ -175,7 +175,7 @@ export const mutants = [
     name: 'timed-out-waiter-stays-queued',
     about:
       'a queued lock() that times out stays in the local queue: it later takes the lock with no caller left to release it',
-    scenarios: ['local-queue'],
+    scenarios: ['queue-timeouts'],
     edits: [['this.#queue.splice(k, 1);', '']],
   },
 ];

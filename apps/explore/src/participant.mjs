@@ -18,6 +18,7 @@ import {
   STATE,
   WAIT_NOT_EQUAL,
   WAIT_OK,
+  WAIT_TIMED_OUT,
 } from './protocol.mjs';
 
 const { ctrl: ctrlBuf, mem: memBuf, id, corePath, scenario, errors: errBuf } = workerData;
@@ -70,6 +71,8 @@ Atomics.wait = (ta, i, v, ms) => {
 // real setImmediate), the pump fires the earliest due timer, or asks to SLEEP until it is due.
 const realSetImmediate = globalThis.setImmediate;
 let timers = []; // { id, at (µs), fn, args }, in the order registered
+/** Pending waitAsync calls, oldest first: { cell, expected, deadline (µs), resolve }. */
+let asyncWaits = [];
 let nextTimer = 1;
 globalThis.setTimeout = (fn, ms = 0, ...args) => {
   const t = {
@@ -90,16 +93,30 @@ let pumping = false;
 let onStall = null;
 function pump() {
   if (!pumping) return;
-  if (timers.length === 0) {
+  let first = null;
+  for (const t of timers) if (first === null || t.at < first.at) first = t;
+  const w = asyncWaits[0];
+  if (first === null && w === undefined) {
     // Nothing will ever happen: a promise of the script can no longer settle.
     pumping = false;
     onStall?.();
     return;
   }
-  let first = timers[0];
-  for (const t of timers) if (t.at < first.at) first = t;
-  const now = Atomics.load(ctrl, CLOCK);
   try {
+    if (w !== undefined) {
+      // A pending waitAsync: the futex wait, cut short when a timer falls due first (then the
+      // timer fires and the wait is taken up again, comparing anew — as a waiter woken early).
+      const now = Atomics.load(ctrl, CLOCK);
+      const until = first === null ? w.deadline : Math.min(w.deadline, first.at);
+      const r = request(OPS.WAIT, w.cell, w.expected, Math.max(1, until - now));
+      if (r !== WAIT_TIMED_OUT || Atomics.load(ctrl, CLOCK) >= w.deadline) {
+        asyncWaits.shift();
+        w.resolve(waitResult[r]);
+        realSetImmediate(pump);
+        return;
+      }
+    }
+    const now = Atomics.load(ctrl, CLOCK);
     if (first.at > now) request(OPS.SLEEP, first.at - now);
   } catch (err) {
     pumping = false;
@@ -142,7 +159,16 @@ if (scenario.cells === 'atomic') {
     return 0;
   };
   // The asynchronous wait is the same request: the thread parks, the promise is settled.
-  cells.waitAsync = (i, e, ms) => Promise.resolve(cells.wait(i, e, ms));
+  cells.waitAsync = (i, e, ms) =>
+    new Promise((resolve) => {
+      const deadline =
+        Atomics.load(ctrl, CLOCK) + Math.max(1, Math.round(Math.min(ms, 2 ** 20) * 1000));
+      // One instance has one acquisition: an older wait still pending was abandoned (an abort
+      // won the race against it), and nobody awaits it. Settle it, as Node would at its
+      // timeout, instead of letting it sleep without a sleeper count.
+      for (const old of asyncWaits) old.resolve('timed-out');
+      asyncWaits = [{ cell: i, expected: e, deadline, resolve }];
+    });
 }
 if (WAIT_OK !== 0 || WAIT_NOT_EQUAL !== 1) throw new Error('wait results out of order');
 
@@ -232,7 +258,17 @@ async function run(script) {
         }
       } else if (op.startsWith('abort:')) {
         const ac = new AbortController();
-        setTimeout(() => ac.abort(), Number(op.slice(6)));
+        setTimeout(
+          () => {
+            ac.abort();
+            // The abort won the race against the pending waitAsync (core moves on without it):
+            // settle the orphan, as Node would at its timeout, rather than let it sleep on with no
+            // sleeper count (a wake-up nobody owes it).
+            for (const w of asyncWaits) w.resolve('timed-out');
+            asyncWaits = [];
+          },
+          Number(op.slice(6)),
+        );
         try {
           critical(await m.lock({ signal: ac.signal }));
         } catch (err) {
@@ -264,6 +300,7 @@ async function run(script) {
 /** Run a script with the virtual timers pumped; rejects if it can never finish (a stall). */
 function runPumped(script) {
   timers = [];
+  asyncWaits = [];
   pumping = true;
   return new Promise((resolve, reject) => {
     onStall = (err) =>
@@ -308,6 +345,7 @@ for (;;) {
   // Let whatever a crashed incarnation left in the microtask queue run (and die) now, never
   // inside the next schedule.
   timers = [];
+  asyncWaits = [];
   await new Promise((r) => realSetImmediate(r));
   await new Promise((r) => realSetImmediate(r));
   while (Atomics.load(ctrl, GEN) === gen) realWait(ctrl, GEN, gen);

@@ -212,6 +212,19 @@ scenarios.push(
     k: 500,
   },
   {
+    name: 'queue-timeouts',
+    about:
+      'a lock() queued behind another call of the same instance times out while still queued; the calls after it proceed',
+    slots: 2,
+    cells: 'atomic',
+    options: fast,
+    participants: [
+      { ops: ['alock'], iters: 2 },
+      { ops: ['queue:3:-:0.01:-', 'alock'], iters: 1 },
+    ],
+    k: 400,
+  },
+  {
     name: 'async-crashes',
     about: 'await lock() while participants die at any step and start again',
     slots: 3,
