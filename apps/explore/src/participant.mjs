@@ -13,11 +13,11 @@ import {
   GEN,
   OP,
   OPS,
+  pidFor,
   READY,
   RESULT,
   STATE,
-  WAIT_NOT_EQUAL,
-  WAIT_OK,
+  WAIT_NAMES,
   WAIT_TIMED_OUT,
 } from './protocol.mjs';
 
@@ -131,7 +131,7 @@ function pump() {
   }
 }
 
-const waitResult = ['ok', 'not-equal', 'timed-out'];
+const waitResult = WAIT_NAMES;
 const cells = {
   length: memLength,
   load: (i) => request(OPS.LOAD, i),
@@ -163,20 +163,15 @@ if (scenario.cells === 'atomic') {
     new Promise((resolve) => {
       const deadline =
         Atomics.load(ctrl, CLOCK) + Math.max(1, Math.round(Math.min(ms, 2 ** 20) * 1000));
-      // One instance has one acquisition: an older wait still pending was abandoned (an abort
-      // won the race against it), and nobody awaits it. Settle it, as Node would at its
-      // timeout, instead of letting it sleep without a sleeper count.
-      for (const old of asyncWaits) old.resolve('timed-out');
-      asyncWaits = [{ cell: i, expected: e, deadline, resolve }];
+      asyncWaits.push({ cell: i, expected: e, deadline, resolve });
     });
 }
-if (WAIT_OK !== 0 || WAIT_NOT_EQUAL !== 1) throw new Error('wait results out of order');
 
 const core = await import(corePath);
 let incarnation = 0;
 
 function backend() {
-  const pid = 1000 + id * 100 + incarnation;
+  const pid = pidFor(id, incarnation);
   const b = {
     cells,
     identity: () => ({ pid, tid: 0, startTime: 0 }),
@@ -261,8 +256,8 @@ async function run(script) {
         setTimeout(
           () => {
             ac.abort();
-            // The abort won the race against the pending waitAsync (core moves on without it):
-            // settle the orphan, as Node would at its timeout, rather than let it sleep on with no
+            // The abort won the race against the pending waitAsync: core moves on without it.
+            // Settle it, as Node would at its timeout, rather than let it sleep on with no
             // sleeper count (a wake-up nobody owes it).
             for (const w of asyncWaits) w.resolve('timed-out');
             asyncWaits = [];

@@ -49,7 +49,13 @@ export const OPS = {
 export const GHOST_FIRST = 32;
 export const OP_NAMES = Object.fromEntries(Object.entries(OPS).map(([k, v]) => [v, k]));
 
-/** Results of a WAIT. */
+/** Results of a WAIT (indices into WAIT_NAMES, the names Cells.wait returns). */
 export const WAIT_OK = 0;
 export const WAIT_NOT_EQUAL = 1;
 export const WAIT_TIMED_OUT = 2;
+export const WAIT_NAMES = ['ok', 'not-equal', 'timed-out'];
+
+/** The pid participant p's incarnation `inc` records in its slot (one encoding, both sides). */
+export const pidFor = (p, inc) => 1000 + p * 100 + inc;
+/** The participant whose incarnation a recorded pid was (see pidFor). */
+export const participantOf = (pid) => Math.floor((pid - 1000) / 100);

@@ -15,6 +15,8 @@ import {
   OP,
   OP_NAMES,
   OPS,
+  participantOf,
+  pidFor,
   READY,
   RESULT,
   STATE,
@@ -151,17 +153,16 @@ export class Explorer {
     let step = 0;
     let violation = null;
     const trace = [];
-    const stats = { entries: 0, crashes: 0, gaveUp: 0, waits: 0, sleeps: 0, reaps: 0 };
+    const stats = { entries: 0, crashes: 0, gaveUp: 0, waits: 0, sleeps: 0 };
     const states = this.states;
     const choice = new Choice();
     choice.headerCells = HEADER_CELLS;
     choice.mem = mem;
+    const pidOf = (p) => pidFor(p, incarnation[p]);
     const pidOwner = (pid) => {
-      // pid = 1000 + p * 100 + incarnation
-      const p = Math.floor((pid - 1000) / 100);
-      return p >= 0 && p < n && pid - 1000 - p * 100 === incarnation[p] ? p : -1;
+      const p = participantOf(pid);
+      return p >= 0 && p < n && pid === pidOf(p) ? p : -1;
     };
-    const pidOf = (p) => 1000 + p * 100 + incarnation[p];
     const ownerOfSlot = (s) => pidOwner(mem[slotBase(s) + S.OWNER]);
     let draining = false;
     const fail = (what) => {
@@ -456,8 +457,7 @@ export class Explorer {
     const crash = (p) => {
       crashes++;
       stats.crashes++;
-      const pid = 1000 + p * 100 + incarnation[p];
-      deadPids.add(pid);
+      deadPids.add(pidOf(p));
       if (holding[p]) pendingOwnerDied = true;
       doorwayEnd[p] = -1; // first-come-first-served is owed to the living
       for (let q = 0; q < n; q++) if (changedBy[q] === p) changedBy[q] = -1; // died before its wake
@@ -554,7 +554,7 @@ export class Explorer {
     for (let p = 0; p < n; p++) {
       if (status[p] === 'req') {
         if (!dead[p]) {
-          deadPids.add(1000 + p * 100 + incarnation[p]);
+          deadPids.add(pidOf(p));
           dead[p] = true;
         }
         grant(p, 0, true);
