@@ -41,14 +41,41 @@
  *                      new incarnation that finds it in REAPER takes it for its own
  *   BUG_REUSE_HWM      the waiting scan reuses the doorway's HWM read (ARCHITECTURE: shortcut 2)
  *   BUG_TRYLOCK_EXIT_COLOUR  a failing tryLock writes the exit colour (ARCHITECTURE: withdrawal)
+ *   BATCH              handoff 'batched': a release may RETAIN its ticket (colour passed, the
+ *                      ticket marked retained), the same process re-takes it with one CAS
+ *                      (retained -> plain) and enters again without a doorway, at most MAXBATCH
+ *                      times in a row; any waiter that meets a retained ticket ahead of it
+ *                      revokes it (CAS retained -> 0). A retaining process may also park (never
+ *                      come back) or give its ticket up itself.
+ *   MAXBATCH=k         re-takes per ticket (default 2)
+ *   BYPASS             ghost check of the bypass bound: after a waiter's doorway, every other
+ *                      process enters at most 1 + MAXBATCH times (strict: 1) before it does
+ *                      (on by default with BATCH)
+ *   BUG_BATCH_UNBOUNDED     a release retains whatever the count (no MAXBATCH)
+ *   BUG_BATCH_RETAKE_STORE  the re-take checks its ticket, then stores it (no CAS)
+ *   BUG_BATCH_REVOKER_COLOUR the colour is not passed at retain; the revoker passes it after its CAS
+ *   BUG_BATCH_NO_REVOKE     waiters never revoke: they wait for the retaining process to come back
  */
 
 #ifndef N
 #define N 3
 #endif
 
-#define NUM(t) ((t) >> 1)
+#define NUM(t) (((t) & 127) >> 1)
 #define COL(t) ((t) & 1)
+#define RBIT 128        /* TICKET's retained flag (the implementation: bit 30) */
+#define RET(t) (((t) & RBIT) != 0)
+
+#ifdef BATCH
+#ifndef MAXBATCH
+#define MAXBATCH 2
+#endif
+#ifndef BYPASS
+#define BYPASS
+#endif
+#else
+#define MAXBATCH 0
+#endif
 
 /* ---- shared cells (docs/LAYOUT.md) ---- */
 byte choosing[N];       /* CHOOSING of each slot */
@@ -76,6 +103,10 @@ byte ncs;               /* how many incs are set */
 bool dirty;             /* a holder died with its update possibly half done, not yet repaired */
 #ifdef MAXCRASH
 byte crashes;
+#endif
+#ifdef BYPASS
+bool tkd[N];            /* the process's doorway has ended: its place in the queue is fixed */
+byte ov[N * N];         /* ov[w * N + k]: entries of k since w's doorway ended */
 #endif
 #ifdef MAXWD
 byte wds;
@@ -194,9 +225,54 @@ inline REAP(x) {
   fi
 }
 
+#ifdef BYPASS
+/* At an entry by _pid: one more entry past every process whose doorway has ended (uses g). */
+inline COUNT_ENTRY() {
+  g = 0;
+  do
+  :: g < N ->
+     if
+     :: g != _pid && tkd[g] ->
+        ov[g * N + _pid]++;
+        assert(ov[g * N + _pid] <= 1 + MAXBATCH)    /* property: the bypass bound */
+     :: else
+     fi;
+     g++
+  :: else -> break
+  od;
+  g = 0
+}
+/* _pid's doorway ended (set), or it entered, withdrew or crashed (clear): a new count. */
+inline QUEUED(v) {
+  tkd[_pid] = v;
+  g = 0;
+  do
+  :: g < N -> ov[_pid * N + g] = 0; g++
+  :: else -> break
+  od;
+  g = 0
+}
+#else
+#define COUNT_ENTRY() skip
+#define QUEUED(v) skip
+#endif
+
+/* Revoke slot x's retained ticket t (compareExchange(t -> 0)): it fails if x re-took it. */
+inline REVOKE(x) {
+#if defined(BUG_BATCH_NO_REVOKE)
+  (ticket[x] != t)                                 /* wait for the owner to re-take or give up */
+#elif defined(BUG_BATCH_REVOKER_COLOUR)
+  W(atomic { if :: ticket[x] == t -> ticket[x] = 0; r = 1 :: else -> r = 0 fi });
+  if :: r == 1 -> W(colour = 1 - COL(t)) :: else fi;
+  r = 0
+#else
+  W(atomic { if :: ticket[x] == t -> ticket[x] = 0 :: else fi })
+#endif
+}
+
 active [N] proctype P()
 {
-  byte h, h2, c, n, mk, j, t, r;
+  byte h, h2, c, n, mk, j, t, r, g, bc;
   bit odf;
   bool istry;
 
@@ -206,7 +282,7 @@ life:
      slot, as O below does; found by the schedule explorer) */
   W(atomic { if :: hwm < _pid + 1 -> hwm = _pid + 1 :: else fi });
 idle:
-  atomic { h = 0; h2 = 0; c = 0; n = 0; mk = 0; j = 0; t = 0; r = 0; odf = 0; istry = false };
+  atomic { h = 0; h2 = 0; c = 0; n = 0; mk = 0; j = 0; t = 0; r = 0; odf = 0; istry = false; bc = 0 };
   if
   :: true ->
 #ifdef LIVE
@@ -230,7 +306,7 @@ tryidle:
      :: else
      fi;
      if
-     :: ticket[j] != 0 -> goto idle
+     :: ticket[j] != 0 && !RET(ticket[j]) -> goto idle   /* retained: free, revoked below */
      :: else -> j++
      fi
   od;
@@ -274,8 +350,9 @@ doorway:
       assert(n <= hwm);                            /* the BW bound, no step-back enforcing it */
 #endif
 #ifdef LIVE
-      if :: _pid == 0 -> tk0 = true :: else fi
+      if :: _pid == 0 -> tk0 = true :: else fi;
 #endif
+      QUEUED(true)
     }
   CR
   fi;
@@ -310,12 +387,19 @@ wch:                                               /* wait until choosing[j] == 
 same:                                              /* until no ticket, later (n, j), or other colour */
   if
   :: SAMEOK(t) -> goto incj
-  :: else -> if :: istry -> goto twd :: else fi
+  :: else
   fi;
+#ifdef BATCH
+  if :: RET(t) -> REVOKE(j); goto wch :: else fi;  /* retained ahead of us: revoke, look again */
+#endif
+  if :: istry -> goto twd :: else fi;
   do
   :: atomic { SAMEOK(ticket[j]) -> t = 0 }; goto incj
   :: CANWD -> goto wd
   :: !SAMEOK(ticket[j]) && dead[j] -> REAP(j)
+#ifdef BATCH
+  :: atomic { !SAMEOK(ticket[j]) && RET(ticket[j]) -> t = ticket[j] }; REVOKE(j); goto wch
+#endif
   CR
   od;
 other:                                             /* until no ticket, COLOUR != c, or colour(j) == c */
@@ -325,8 +409,12 @@ other:                                             /* until no ticket, COLOUR !=
   fi;
   if
   :: colour != c -> goto incj
-  :: else -> if :: istry -> goto twd :: else fi
+  :: else
   fi;
+#ifdef BATCH
+  if :: RET(t) -> REVOKE(j); goto wch :: else fi;  /* retained ahead of us: revoke, look again */
+#endif
+  if :: istry -> goto twd :: else fi;
   if                                               /* blocked: sleep until t or COLOUR changes */
   :: atomic { (ticket[j] != t || colour != c) -> t = ticket[j] }; goto other
   :: CANWD -> goto wd
@@ -343,6 +431,8 @@ enter:
   :: atomic {
       incs[_pid] = true; ncs++;
       assert(ncs == 1);                            /* property 1: mutual exclusion */
+      COUNT_ENTRY();
+      QUEUED(false);
 #ifdef LIVE
       if :: _pid == 0 -> try0 = false; tk0 = false :: else fi
 #endif
@@ -361,19 +451,55 @@ enter:
   fi;
   /* release: HOLDER = 0, then Acquirer.exit(): COLOUR = opposite of ours, TICKET = 0 */
   W(atomic { holder = 0; hold[_pid] = false; incs[_pid] = false; ncs-- });
+#ifdef BATCH
+  if
+#ifdef BUG_BATCH_UNBOUNDED
+  :: true ->
+#else
+  :: bc < MAXBATCH ->                              /* retain: the count allows another re-take */
+#endif
+#ifndef BUG_BATCH_REVOKER_COLOUR
+     W(colour = 1 - c);
+#endif
+     W(ticket[_pid] = (n << 1) | c | RBIT);
+     goto retained
+  :: true                                          /* full exit (count reached, or maxBatchMs) */
+  fi;
+#endif
   W(colour = 1 - c);
   W(ticket[_pid] = 0);
+  bc = 0;
   goto idle;
+
+#ifdef BATCH
+  /* ---------- retained: outside the critical section, the ticket kept ---------- */
+retained:
+  if
+#ifdef BUG_BATCH_RETAKE_STORE
+  :: ticket[_pid] == ((n << 1) | c | RBIT) -> W(atomic { ticket[_pid] = (n << 1) | c; bc++ }); goto enter
+#else
+  :: W(atomic { ticket[_pid] == ((n << 1) | c | RBIT) -> ticket[_pid] = (n << 1) | c; bc++ });
+     goto enter                                    /* re-take: compareExchange(retained -> plain) */
+#endif
+  :: atomic { ticket[_pid] != ((n << 1) | c | RBIT) -> bc = 0 }; goto idle   /* revoked */
+  :: W(atomic { if :: ticket[_pid] == ((n << 1) | c | RBIT) -> ticket[_pid] = 0 :: else fi; bc = 0 });
+     goto idle                                     /* close(): give the retained ticket up */
+  :: MAYQUIT -> goto end_parked                    /* never locks again (and never closes) */
+  CR
+  fi;
+end_parked:
+  (false);
+#endif
 
   /* ---------- withdrawal: own ticket only, never the exit colour ---------- */
 wd:
-  W(atomic { ticket[_pid] = 0; WDCOUNT });         /* choosing[_pid] is already 0 here */
+  W(atomic { ticket[_pid] = 0; WDCOUNT; QUEUED(false) });  /* choosing[_pid] is already 0 here */
   goto idle;
 twd:                                               /* a failing tryLock's pass */
 #ifdef BUG_TRYLOCK_EXIT_COLOUR
   W(colour = 1 - c);
 #endif
-  W(atomic { ticket[_pid] = 0; WDCOUNT });
+  W(atomic { ticket[_pid] = 0; WDCOUNT; QUEUED(false) });
   goto idle;
 
   /* ---------- crashed ---------- */
@@ -381,7 +507,8 @@ crashed:
   atomic {
     dead[_pid] = true; CRASHCOUNT;
     if :: hold[_pid] -> dirty = true :: else fi;
-    h = 0; h2 = 0; c = 0; n = 0; mk = 0; j = 0; t = 0; r = 0; odf = 0; istry = false
+    QUEUED(false);
+    h = 0; h2 = 0; c = 0; n = 0; mk = 0; j = 0; t = 0; r = 0; odf = 0; istry = false; bc = 0
   };
 end_dead:                                          /* until a reaper frees the slot; then respawn */
   atomic { !claimed[_pid] -> claimed[_pid] = true; dead[_pid] = false; hold[_pid] = false };

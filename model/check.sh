@@ -32,11 +32,20 @@ runs=(
   "n3-safety-outsider-bitstate#pass#-DN=3 -DCRASH -DNO_WITHDRAW -DSTATIC_HWM -DOUTSIDER#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
   "n2-live-nostarve-outsider#exhaustive#-DN=2 -DLIVE -DFAIR0 -DCRASH -DTRYLOCK -DCALM -DOUTSIDER#-O0 -DNFAIR=4 -DCOLLAPSE#-a -f -m2000000 -w24 -N nostarve"
   "n3-live-nostarve-bitstate#pass#-DN=3 -DLIVE -DFAIR0 -DCRASH -DCALM -DSTATIC_HWM#-O2 -DNFAIR=3 -DBITSTATE#-a -f -m400 -w27 -N nostarve"
+  # --- handoff 'batched': retained tickets, re-take by CAS, revocation by waiters; the bypass bound
+  "n3-bypass-strict#exhaustive#-DN=3 -DNO_WITHDRAW -DBYPASS#-O2 -DSAFETY -DCOLLAPSE#-m2000000 -w24"
+  "n2-batch-safety-all#exhaustive#-DN=2 -DTRYLOCK -DCRASH -DBATCH#-O2 -DSAFETY -DCOLLAPSE#-m2000000 -w24"
+  "n3-batch-safety-all-bitstate#pass#-DN=3 -DTRYLOCK -DCRASH -DBATCH#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
+  "n2-batch-live-nostarve#exhaustive#-DN=2 -DLIVE -DFAIR0 -DCRASH -DTRYLOCK -DCALM -DBATCH#-O2 -DNFAIR=3 -DCOLLAPSE#-a -f -m2000000 -w24 -N nostarve"
   # --- must fail: deliberate bugs
   "bug-reuse-hwm#fail:assertion violated \(ncs==1\)#-DN=3 -DNO_WITHDRAW -DBUG_REUSE_HWM#-O0 -DSAFETY -DBITSTATE#-m400 -w26"
   "bug-no-stepback-with-trylock#fail:assertion violated \(n<=2\)#-DN=2 -DTRYLOCK -DNOSTEPBACK#-O0 -DSAFETY#-m100000 -w22"
   "bug-trylock-exit-colour#fail:assertion violated \(ncs==1\)#-DN=3 -DTRYLOCK -DSTATIC_HWM -DBUG_TRYLOCK_EXIT_COLOUR#-O2 -DSAFETY -DBITSTATE#-m300 -w27"
   "bug-outsider-same-token#fail:assertion violated dead\[#-DN=3 -DCRASH -DNO_WITHDRAW -DSTATIC_HWM -DOUTSIDER -DBUG_OUTSIDER_SAME_TOKEN#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
+  "bug-batch-unbounded#fail:assertion violated \(ov\[#-DN=2 -DNO_WITHDRAW -DBATCH -DBUG_BATCH_UNBOUNDED#-O2 -DSAFETY#-m2000000 -w24"
+  "bug-batch-retake-store#fail:assertion violated \(ncs==1\)#-DN=2 -DNO_WITHDRAW -DBATCH -DBUG_BATCH_RETAKE_STORE#-O2 -DSAFETY#-m2000000 -w24"
+  "bug-batch-no-revoke#fail:acceptance cycle#-DN=2 -DLIVE -DFAIR0 -DCRASH -DTRYLOCK -DCALM -DBATCH -DBUG_BATCH_NO_REVOKE#-O2 -DNFAIR=3 -DCOLLAPSE#-a -f -m2000000 -w24 -N nostarve"
+  "described-batch-revoker-colour#fail:assertion violated \(ov\[#-DN=3 -DNO_WITHDRAW -DBATCH -DBUG_BATCH_REVOKER_COLOUR#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
   # --- must fail: the recovery design as first described (see docs/ARCHITECTURE.md)
   "described-reap-order#fail:assertion violated \( !\(dirty\)\|\|odf\)#-DN=3 -DCRASH -DMAXCRASH=2 -DNO_WITHDRAW -DSTATIC_HWM -DAS_DESCRIBED_REAP_ORDER#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
   "described-reaper-slot-token#fail:assertion violated dead\[#-DN=3 -DCRASH -DMAXCRASH=3 -DNO_WITHDRAW -DSTATIC_HWM -DAS_DESCRIBED_REAPER_SLOT_TOKEN#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
@@ -48,6 +57,7 @@ if [ "${MODEL_FULL:-0}" = 1 ]; then
     "full-n3-safety-withdraw-trylock#exhaustive#-DN=3 -DTRYLOCK#-O2 -DSAFETY -DCOLLAPSE#-m50000000 -w28"
     "full-n3-safety-crash#exhaustive#-DN=3 -DCRASH -DNO_WITHDRAW -DSTATIC_HWM#-O2 -DSAFETY -DCOLLAPSE#-m50000000 -w28"
     "full-n3-live-nostarve-no-faults#exhaustive#-DN=3 -DLIVE -DFAIR0 -DNO_WITHDRAW#-O2 -DNFAIR=3 -DCOLLAPSE#-a -f -m50000000 -w26 -N nostarve"
+    "full-n3-batch-safety-no-faults#exhaustive#-DN=3 -DNO_WITHDRAW -DSTATIC_HWM -DBATCH -DMAXBATCH=1#-O2 -DSAFETY -DCOLLAPSE#-m50000000 -w28"
     "full-n3-live-nostarve-crash#exhaustive#-DN=3 -DLIVE -DFAIR0 -DCRASH -DCALM -DSTATIC_HWM#-O2 -DNFAIR=3 -DCOLLAPSE#-a -f -m50000000 -w28 -N nostarve"
   )
 fi

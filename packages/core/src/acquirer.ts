@@ -1,5 +1,16 @@
 import type { Cells } from './backend.js';
-import { BLACK, H, packTicket, S, SLOT_CELLS, slotBase, WHITE } from './layout.js';
+import {
+  BLACK,
+  H,
+  isRetained,
+  packTicket,
+  S,
+  SLOT_CELLS,
+  slotBase,
+  TICKET_RETAINED,
+  ticketNumber,
+  WHITE,
+} from './layout.js';
 import { raiseHighWater, scanLimit } from './memory.js';
 
 /** {@link Acquirer.advance} results. */
@@ -102,7 +113,11 @@ export class Acquirer {
     for (let j = 0; j < hwm; j++) {
       if (j === this.slot) continue;
       const b = slotBase(j);
-      if (cells.load(b + S.CHOOSING) !== 0 || cells.load(b + S.TICKET) !== 0) return false;
+      if (cells.load(b + S.CHOOSING) !== 0) return false;
+      // A retained ticket is a free lock (its owner is outside the critical section): the
+      // scan revokes it.
+      const t = cells.load(b + S.TICKET);
+      if (t !== 0 && !isRetained(t)) return false;
     }
     return true;
   }
@@ -132,7 +147,7 @@ export class Acquirer {
             ? cells.load(slotBase(j) + S.TICKET)
             : many[j * SLOT_CELLS + S.TICKET]!;
         if (t !== 0 && (t & 1) === c) {
-          const nj = t >>> 1;
+          const nj = ticketNumber(t);
           if (nj > max) max = nj;
         }
       }
@@ -181,7 +196,7 @@ export class Acquirer {
         }
         if (this.branch === 1) {
           // Same colour: wait until j has no ticket, a later (number, slot), or another colour.
-          const nj = t >>> 1;
+          const nj = ticketNumber(t);
           if (nj === 0 || nj > n || (nj === n && j > i) || (t & 1) !== c) {
             this.branch = 0;
             continue;
@@ -190,6 +205,15 @@ export class Acquirer {
           // Other colour: j goes first unless it is gone, the shared colour has moved away
           // from ours (our colour now has priority), or j took a new ticket of our colour.
           this.branch = 0;
+          continue;
+        }
+        if (isRetained(t) && this.cells.compareExchange !== undefined) {
+          // j goes first but is outside the critical section, keeping its ticket (handoff
+          // 'batched'): revoke it. The compareExchange fails if j re-took it meanwhile; either
+          // way, look at j again.
+          if (this.cells.compareExchange(b + S.TICKET, t, 0) === t) this.wake(j, b + S.TICKET);
+          this.branch = 0;
+          this.j--;
           continue;
         }
         return this.blockBehind(b + S.TICKET, t, j);
@@ -215,6 +239,49 @@ export class Acquirer {
     cells.store(this.base + S.TICKET, 0);
     this.wake(this.slot, this.base + S.TICKET);
     this.phase = 0;
+  }
+
+  /** True while this participant keeps its ticket outside the critical section ({@link retain}). */
+  retained = false;
+
+  /**
+   * The exit under `handoff: 'batched'` when the batch may go on: the exit's colour write, but
+   * the ticket is kept, flagged {@link TICKET_RETAINED}. Until {@link retake} succeeds nobody is
+   * in the critical section, and any waiter that finds the ticket ahead of it revokes it. The
+   * colour is passed here, not by a revoker: a revoker writing it after its compareExchange
+   * breaks the bypass bound (the model's variant `described-batch-revoker-colour`). Only with
+   * compareExchange.
+   */
+  retain(): void {
+    const cells = this.cells;
+    const colour = this.c === BLACK ? WHITE : BLACK;
+    // Skipped when it already holds that value: while our ticket is in place nobody else writes
+    // COLOUR (only a holder's exit and the repair of a dead holder do, and neither exists).
+    if (cells.load(H.COLOUR) !== colour) cells.store(H.COLOUR, colour);
+    cells.store(this.base + S.TICKET, packTicket(this.n, this.c) | TICKET_RETAINED);
+    this.wake(this.slot, this.base + S.TICKET);
+    this.retained = true;
+    this.phase = 0;
+  }
+
+  /**
+   * Enter again on the retained ticket, without a doorway: compareExchange(retained → plain).
+   * False when a waiter revoked it (the ticket is 0 then): acquire as usual.
+   */
+  retake(): boolean {
+    this.retained = false;
+    const t = packTicket(this.n, this.c);
+    const r = t | TICKET_RETAINED;
+    return this.cells.compareExchange!(this.base + S.TICKET, r, t) === r;
+  }
+
+  /** Give a retained ticket up (close, freeing the slot): compareExchange(retained → 0). */
+  dropRetained(): void {
+    if (!this.retained) return;
+    this.retained = false;
+    const r = packTicket(this.n, this.c) | TICKET_RETAINED;
+    if (this.cells.compareExchange!(this.base + S.TICKET, r, 0) === r)
+      this.wake(this.slot, this.base + S.TICKET);
   }
 
   /**
@@ -258,7 +325,7 @@ export class Acquirer {
       const t =
         many === undefined ? cells.load(slotBase(k) + S.TICKET) : many[k * SLOT_CELLS + S.TICKET]!;
       if (t === 0) continue;
-      const nk = t >>> 1;
+      const nk = ticketNumber(t);
       let key: number;
       if ((t & 1) === c) {
         if (!(nk < n || (nk === n && k < i))) continue;

@@ -5,6 +5,10 @@ import { rangeError } from './validate.js';
 /** Defaults of {@link MutexOptions}. */
 export const DEFAULT_SPIN = 16;
 export const DEFAULT_STALE_MS = 250;
+export const DEFAULT_MAX_BATCH = 64;
+export const DEFAULT_MAX_BATCH_MS = 1;
+/** Largest {@link MutexOptions.maxBatch}. */
+export const MAX_BATCH_LIMIT = 1 << 20;
 
 /** Options accepted by every backend's `createMutex`/`openMutex`. */
 export interface MutexOptions {
@@ -31,6 +35,33 @@ export interface MutexOptions {
    * reaps, like `bakery reap`, never takes one).
    */
   claim?: 'open' | 'lock';
+  /**
+   * How the lock passes from this participant to the next:
+   * - `'strict'` (default): first come, first served — every release hands the lock to the
+   *   longest waiter.
+   * - `'batched'`: a release keeps this participant's place (its ticket) while nobody has taken
+   *   it, and its next `lock()`/`lockSync()`/`tryLock()` re-enters with one compareExchange,
+   *   ahead of the waiters — at most {@link MutexOptions.maxBatch} times in a row, and once a
+   *   waiter sleeps on it for at most about {@link MutexOptions.maxBatchMs}; then it leaves as in
+   *   strict mode and queues behind everyone who was waiting. A waiter that gets to run while the
+   *   place is kept takes it away (revokes it). The bound, a guarantee: once a waiter's place in
+   *   the queue is fixed, every other participant enters at most `1 + maxBatch` times before it
+   *   does (strict: once). Much faster when participants outnumber cores (a running process
+   *   re-enters instead of waking a cold one), at the cost of that bounded unfairness.
+   *
+   * Each instance chooses for itself (participants of both modes share a lock). Backends without
+   * compareExchange (@bakery/shm's pure-JS path) run `'batched'` as `'strict'`:
+   * {@link Mutex.handoff} says which mode is in effect.
+   */
+  handoff?: 'strict' | 'batched';
+  /** `handoff: 'batched'`: re-entries ahead of the waiters per place in the queue (default 64, 1 … 2^20). */
+  maxBatch?: number;
+  /**
+   * `handoff: 'batched'`: how long (ms) a batch may go on once a waiter sleeps on this
+   * participant (default 1); checked at each release, so a batch ends at the first release after
+   * it.
+   */
+  maxBatchMs?: number;
 }
 
 /**
@@ -43,6 +74,9 @@ export function checkMutexOptions(options: MutexOptions): {
   spin: number;
   staleAfterMs: number;
   claim: 'open' | 'lock';
+  handoff: 'strict' | 'batched';
+  maxBatch: number;
+  maxBatchMs: number;
 } {
   // (`??`: null means the default too.)
   const robust = options.robust ?? 'manual';
@@ -56,7 +90,16 @@ export function checkMutexOptions(options: MutexOptions): {
   }
   const claim = options.claim ?? 'open';
   if (claim !== 'open' && claim !== 'lock') throw rangeError(`claim must be 'open' or 'lock'`);
-  return { robust, spin, staleAfterMs, claim };
+  const handoff = options.handoff ?? 'strict';
+  if (handoff !== 'strict' && handoff !== 'batched')
+    throw rangeError(`handoff must be 'strict' or 'batched'`);
+  const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_LIMIT)
+    throw rangeError(`maxBatch must be an integer from 1 to ${MAX_BATCH_LIMIT}`);
+  const maxBatchMs = options.maxBatchMs ?? DEFAULT_MAX_BATCH_MS;
+  if (typeof maxBatchMs !== 'number' || !(maxBatchMs > 0) || maxBatchMs === Number.POSITIVE_INFINITY)
+    throw rangeError('maxBatchMs must be a positive finite number');
+  return { robust, spin, staleAfterMs, claim, handoff, maxBatch, maxBatchMs };
 }
 
 /** Options of {@link Mutex.lock}. */
@@ -107,6 +150,8 @@ export interface SlotSnapshot {
   choosing: boolean;
   /** Ticket number, 0 when none. */
   ticket: number;
+  /** The ticket is kept outside the critical section (`handoff: 'batched'`); waiters revoke it. */
+  retained: boolean;
   colour: 'white' | 'black' | null;
   /** Participants blocked in a backend wait on this slot's cells. */
   sleepers: number;
@@ -204,6 +249,11 @@ export interface Mutex {
   readonly held: boolean;
   /** This instance's slot, or -1 while it has none (every slot was claimed: see above). */
   readonly slot: number;
+  /**
+   * The handoff in effect for this instance: {@link MutexOptions.handoff}, except `'strict'`
+   * where the backend has no compareExchange (@bakery/shm's pure-JS path).
+   */
+  readonly handoff: 'strict' | 'batched';
   /** Read the shared state. */
   inspect(): Snapshot;
   /**

@@ -1,5 +1,5 @@
 /**
- * The shared-memory layout of a bakery lock, version 2. docs/LAYOUT.md is the normative spec;
+ * The shared-memory layout of a bakery lock, version 3. docs/LAYOUT.md is the normative spec;
  * this file is its executable form. All cells are little-endian signed 32-bit integers.
  *
  * ```
@@ -15,7 +15,7 @@ export const MAGIC = 0x524b4142;
  * Bumped on any incompatible change of the cells below. 2: the ACCESS header cell (a version-1
  * participant would ignore it and could mix positional and mapped access on one lock).
  */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 /** Cells per header and per slot. 16 cells = 64 bytes = one cache line on x86-64 and arm64. */
 export const HEADER_CELLS = 16;
 export const SLOT_CELLS = 16;
@@ -104,7 +104,7 @@ export type AccessMode = (typeof ACCESS)[keyof typeof ACCESS];
 export const S = {
   /** 1 while the participant is in the doorway (choosing its ticket). */
   CHOOSING: 0,
-  /** number << 1 | colour; 0 = no ticket. */
+  /** retained << 30 | number << 1 | colour; 0 = no ticket (see {@link TICKET_RETAINED}). */
   TICKET: 1,
   /** How many participants are blocked in a backend wait on this slot's cells. */
   SLEEPERS: 2,
@@ -169,14 +169,29 @@ export function slotBase(s: number): number {
   return HEADER_CELLS + SLOT_CELLS * s;
 }
 
+/**
+ * TICKET's retained flag (bit 30): the participant left the critical section under
+ * `handoff: 'batched'` and kept its ticket; it re-takes it with compareExchange(t, t without the
+ * flag), and any waiter that finds it ahead may revoke it with compareExchange(t, 0). Never set
+ * under positional access.
+ */
+export const TICKET_RETAINED = 1 << 30;
+/** The bits of a ticket cell below the retained flag: `number << 1 | colour`. */
+const TICKET_BITS = TICKET_RETAINED - 1;
+
 /** Pack a ticket number with its colour into one cell. */
 export function packTicket(n: number, colour: number): number {
   return (n << 1) | colour;
 }
 
-/** The ticket number of a packed ticket cell. */
+/** The ticket number of a packed ticket cell (without the retained flag). */
 export function ticketNumber(t: number): number {
-  return t >>> 1;
+  return (t & TICKET_BITS) >>> 1;
+}
+
+/** Whether a ticket cell holds a retained ticket (see {@link TICKET_RETAINED}). */
+export function isRetained(t: number): boolean {
+  return (t & TICKET_RETAINED) !== 0;
 }
 
 /** The colour of a packed ticket cell. */

@@ -111,7 +111,7 @@ export function validateLayout(
     throw new BakeryError(
       'BAKERY_BAD_LAYOUT',
       `bakery layout version ${version}, this library speaks ${LAYOUT_VERSION}${
-        version === 1
+        version === 1 || version === 2
           ? ' (the lock was made by an earlier bakery release; once no process uses it, remove it — `bakery rm <name>` for a named lock — and it is created afresh)'
           : ''
       }`,

@@ -64,6 +64,14 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
   #lease: LeaseImpl | null = null;
   #busy = false;
   readonly #queue: Waiter[] = [];
+  /** handoff 'batched' in effect (asked for, and the cells have compareExchange). */
+  readonly #batched: boolean;
+  readonly #maxBatch: number;
+  readonly #maxBatchMs: number;
+  /** Re-entries on the current ticket (handoff 'batched'). */
+  #retakes = 0;
+  /** When a release of this batch first saw a sleeper on our slot (-1: none yet). */
+  #batchSince = -1;
 
   constructor(backend: Backend, options: MutexOptions = {}) {
     const cells = backend.cells;
@@ -79,8 +87,19 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
     if (cells.compareExchange === undefined && cells.withRegistryLock === undefined) {
       throw typeError('backend.cells must provide compareExchange or withRegistryLock');
     }
-    const { robust, spin, staleAfterMs: stale, claim } = checkMutexOptions(options);
+    const {
+      robust,
+      spin,
+      staleAfterMs: stale,
+      claim,
+      handoff,
+      maxBatch,
+      maxBatchMs,
+    } = checkMutexOptions(options);
     this.#staleAfter = stale;
+    this.#batched = handoff === 'batched' && cells.compareExchange !== undefined;
+    this.#maxBatch = maxBatch;
+    this.#maxBatchMs = maxBatchMs;
     // The lock's recorded access mode must be the one these cells claim slots with: CAS-claiming
     // and registry-claiming participants would not exclude each other's claims.
     this.#capacity = validateLayout(
@@ -122,6 +141,10 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
     return this.#slots.slot;
   }
 
+  get handoff(): 'strict' | 'batched' {
+    return this.#batched ? 'batched' : 'strict';
+  }
+
   lockSync(options?: LockSyncOptions): Lease {
     return this.#lockSync(options, false);
   }
@@ -136,6 +159,7 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
         'this Mutex instance holds or is acquiring the lock; open another instance for another participant',
       );
     }
+    if (this.#acq.retained && this.#acq.retake()) return this.#enter(poisonedOk, true);
     // No clock read on the way in when there is no timeout: the uncontended path stays free of it.
     const deadline = timeout === Number.POSITIVE_INFINITY ? timeout : performance.now() + timeout;
     if (this.#slots.slot < 0) this.#slots.waitSync(deadline);
@@ -147,6 +171,7 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
     this.#checkOpen();
     if (this.#lease !== null || this.#busy) return null;
     const acq = this.#acq;
+    if (acq.retained && acq.retake()) return this.#enter(false, true);
     const slots = this.#slots;
     if (slots.slot < 0 && acq.idle()) {
       // Free right now, but we have no slot: claim one, or say that none is free.
@@ -295,20 +320,44 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
       cells.store(H.OWNER_DIED, this.#robust === 'auto' ? 0 : 2);
     }
     cells.store(H.HOLDER, 0);
-    this.#acq.exit();
-    this.#lease = null;
     // Someone waits for a slot and nothing of ours is queued: give ours up (we claim one again
     // at our next lock), so that more participants than slots take turns.
-    if (this.#queue.length === 0) this.#slots.yieldIfWanted();
+    const yielding = this.#queue.length === 0 && this.#slots.wanted();
+    if (this.#batched && !yielding && this.#mayRetain()) this.#acq.retain();
+    else this.#acq.exit();
+    this.#lease = null;
+    if (yielding) this.#slots.yieldIfWanted();
     this.#pump();
+  }
+
+  /**
+   * handoff 'batched': may this release keep our ticket? Not after maxBatch re-entries on it,
+   * nor once maxBatchMs have passed since a release first saw a waiter asleep on our slot (a
+   * waiter that is running revokes the ticket itself; one that sleeps is what the time bound is
+   * for). The clock is read only then, so an uncontended re-entry costs no clock read.
+   */
+  #mayRetain(): boolean {
+    if (this.#retakes >= this.#maxBatch) return false;
+    if (this.#cells.load(slotBase(this.#slots.slot) + S.SLEEPERS) !== 0) {
+      const now = performance.now();
+      if (this.#batchSince < 0) this.#batchSince = now;
+      else if (now - this.#batchSince >= this.#maxBatchMs) return false;
+    }
+    return true;
   }
 
   #checkOpen(): void {
     if (this.#closed) throw new BakeryError('BAKERY_CLOSED', 'this Mutex instance is closed');
   }
 
-  #enter(poisonedOk = false): LeaseImpl {
+  /** Into the critical section; `retaken`: on a retained ticket (a batched re-entry). */
+  #enter(poisonedOk = false, retaken = false): LeaseImpl {
     const cells = this.#cells;
+    if (retaken) this.#retakes++;
+    else {
+      this.#retakes = 0;
+      this.#batchSince = -1;
+    }
     cells.store(H.HOLDER, this.#slots.slot + 1);
     const od = cells.load(H.OWNER_DIED);
     if (od === 2 && !poisonedOk) {
@@ -328,6 +377,17 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
   }
 
   #start(w: Waiter): void {
+    if (this.#acq.retained && this.#acq.retake()) {
+      let lease: Lease;
+      try {
+        lease = this.#enter(false, true);
+      } catch (err) {
+        w.reject(err);
+        return;
+      }
+      w.resolve(lease);
+      return;
+    }
     this.#busy = true;
     const acquired =
       this.#slots.slot >= 0

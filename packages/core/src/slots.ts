@@ -138,6 +138,7 @@ export class Slots {
   free(): void {
     const cells = this.cells;
     const slot = this.slot;
+    this.acq.dropRetained();
     const b = slotBase(slot);
     serialised(cells, () => {
       // Already zero after a release or withdrawal; a free slot must hold no protocol state.
@@ -156,7 +157,7 @@ export class Slots {
    * take turns.
    */
   yieldIfWanted(): void {
-    if (!this.#someoneWants()) return;
+    if (!this.wanted()) return;
     try {
       const slot = this.slot;
       const gen = this.cells.load(slotBase(slot) + S.CLAIM_GEN);
@@ -220,7 +221,7 @@ export class Slots {
    * Whether a participant without a slot asked for one lately (a fresh SLOT_WANTED): then we
    * free ours at release. A stale request is cleared, so that releases skip the clock again.
    */
-  #someoneWants(): boolean {
+  wanted(): boolean {
     const cells = this.cells;
     const w = cells.load(H.SLOT_WANTED);
     if (w === 0) return false;

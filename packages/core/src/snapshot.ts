@@ -1,6 +1,6 @@
 import type { SlotSnapshot, Snapshot } from './api.js';
 import type { Cells } from './backend.js';
-import { BLACK, H, S, slotBase, WHITE } from './layout.js';
+import { BLACK, H, isRetained, S, slotBase, ticketNumber, WHITE } from './layout.js';
 import { accessName, layoutAccess, scanLimit } from './memory.js';
 import { readOwner } from './owner.js';
 import { freshWant } from './slots.js';
@@ -27,12 +27,14 @@ export function snapshot(cells: Cells, self = -1): Snapshot {
       anomalies.push(
         `slot ${s} is free but has ${choosing !== 0 ? 'CHOOSING' : 'a ticket'} left on it`,
       );
-    if (t >>> 1 > hwm) anomalies.push(`slot ${s} holds ticket ${t >>> 1}, above HIGH_WATER ${hwm}`);
+    const n = ticketNumber(t);
+    if (n > hwm) anomalies.push(`slot ${s} holds ticket ${n}, above HIGH_WATER ${hwm}`);
     slots.push({
       slot: s,
       owner,
       choosing: choosing !== 0,
-      ticket: t >>> 1,
+      ticket: n,
+      retained: isRetained(t),
       colour: t === 0 ? null : (t & 1) === BLACK ? 'black' : 'white',
       sleepers: cells.load(b + S.SLEEPERS),
     });
