@@ -178,6 +178,25 @@ export const mutants = [
     scenarios: ['queue-timeouts'],
     edits: [['this.#queue.splice(k, 1);', '']],
   },
+  {
+    name: 'batch-unbounded',
+    about:
+      'a batched release keeps its ticket whatever the count: maxBatch is ignored (spin: bug-batch-unbounded)',
+    scenarios: ['batched'],
+    edits: [['if (this.#retakes >= this.#maxBatch) return false;', '']],
+  },
+  {
+    name: 'batch-retake-store',
+    about:
+      'the re-entry checks its retained ticket, then stores it, instead of one compareExchange: a revocation in between is lost (spin: bug-batch-retake-store)',
+    scenarios: ['batched'],
+    edits: [
+      [
+        'return this.cells.compareExchange(this.base + S.TICKET, r, t) === r;',
+        'if (this.cells.load(this.base + S.TICKET) !== r) return false; this.cells.store(this.base + S.TICKET, t); return true;',
+      ],
+    ],
+  },
 ];
 
 /** The directory of the real build of @bakery/core. */

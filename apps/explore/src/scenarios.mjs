@@ -240,6 +240,50 @@ scenarios.push(
     k: 800,
     crashP: 0.005,
   },
+  {
+    name: 'batched',
+    about:
+      "handoff 'batched': releases keep the ticket, re-entries by compareExchange, revocation by waiters and tryLock, maxBatch 2 (the bypass bound is checked)",
+    slots: 3,
+    cells: 'atomic',
+    options: { ...fast, handoff: 'batched', maxBatch: 2 },
+    participants: [
+      { ops: ['lock', 'lock', 'lock'], iters: 2 },
+      { ops: ['lock', 'alock'], iters: 2 },
+      { ops: ['try', 'lock'], iters: 2 },
+    ],
+    k: 800,
+  },
+  {
+    name: 'batched-crashes',
+    about:
+      "handoff 'batched' while participants die at any step (a dead owner's retained ticket is revoked or reaped) and start again",
+    slots: 3,
+    cells: 'atomic',
+    options: { ...fast, handoff: 'batched', maxBatch: 2 },
+    crashes: 2,
+    respawn: true,
+    participants: [
+      { ops: ['lock', 'lock'], iters: 2 },
+      { ops: ['lock', 'alock'], iters: 2 },
+      { ops: ['lock:0.2', 'try'], iters: 2 },
+    ],
+    k: 800,
+    crashP: 0.005,
+  },
+  {
+    name: 'batched-positional',
+    about: "handoff 'batched' on cells without compareExchange: it runs strict (bound: one entry)",
+    slots: 3,
+    cells: 'positional',
+    options: { ...fast, handoff: 'batched', maxBatch: 2 },
+    participants: [
+      { ops: ['lock', 'lock'], iters: 2 },
+      { ops: ['lock'], iters: 2 },
+      { ops: ['try', 'lock'] },
+    ],
+    k: 600,
+  },
 );
 
 export function scenario(name) {

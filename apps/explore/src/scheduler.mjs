@@ -141,6 +141,12 @@ export class Explorer {
     const notified = new Array(n).fill(false);
     const doorwayStart = new Array(n).fill(-1);
     const doorwayEnd = new Array(n).fill(-1); // step of this participant's open ticket; -1 none
+    // The bypass bound: passed[q * n + p] = entries of p since q's doorway ended; p may enter
+    // 1 + maxBatch times (handoff 'batched' with compareExchange), else once.
+    const passed = new Array(n * n).fill(0);
+    const opts = this.scenario.options ?? {};
+    const batched = opts.handoff === 'batched' && this.scenario.cells !== 'positional';
+    const bypassBound = batched ? 1 + (opts.maxBatch ?? 64) : 1;
     const holding = new Array(n).fill(false);
     let registry = -1;
     let reaperNow = -1; // the participant whose token REAPER holds
@@ -212,6 +218,7 @@ export class Explorer {
             break;
           case OPS.DOORWAY_END:
             doorwayEnd[p] = step;
+            for (let q = 0; q < n; q++) passed[p * n + q] = 0;
             if (a > slots) fail(`participant ${p} was issued ticket ${a} > ${slots} slots`);
             break;
           case OPS.SLOT:
@@ -303,7 +310,7 @@ export class Explorer {
       const s = Math.floor((i - HEADER_CELLS) / SLOT_CELLS);
       const k = (i - HEADER_CELLS) % SLOT_CELLS;
       if (k === S.TICKET && v !== 0) {
-        const num = v >>> 1;
+        const num = (v & 0x3fffffff) >>> 1;
         const hwm = mem[H.HIGH_WATER];
         if (num > hwm || num > slots)
           fail(`slot ${s} was given ticket ${num} above HIGH_WATER ${hwm} (${slots} slots)`);
@@ -314,7 +321,10 @@ export class Explorer {
       }
       if (k !== S.SLEEPERS && k !== S.OWNER) {
         const owner = pidOwner(mem[slotBase(s) + S.OWNER]);
-        if (owner >= 0 && owner !== p && !deadPids.has(mem[slotBase(s) + S.OWNER]))
+        // The one write to a live participant's slot: a waiter revoking a retained ticket
+        // (compareExchange from a value with the retained flag, bit 30, to 0).
+        const revocation = k === S.TICKET && v === 0 && (mem[i] & 0x40000000) !== 0;
+        if (owner >= 0 && owner !== p && !revocation && !deadPids.has(mem[slotBase(s) + S.OWNER]))
           fail(
             `participant ${p} wrote cell ${k} of slot ${s}, which live participant ${owner} owns`,
           );
@@ -441,6 +451,10 @@ export class Explorer {
             if (q !== p && doorwayEnd[q] >= 0 && doorwayEnd[q] < doorwayStart[p])
               fail(
                 `first-come-first-served: participant ${p} (doorway began at step ${doorwayStart[p]}) entered before ${q} (doorway ended at step ${doorwayEnd[q]})`,
+              );
+            if (q !== p && doorwayEnd[q] >= 0 && ++passed[q * n + p] > bypassBound)
+              fail(
+                `bypass bound: participant ${p} entered ${passed[q * n + p]} times while ${q} waited (its doorway ended at step ${doorwayEnd[q]}; bound ${bypassBound})`,
               );
           }
           doorwayEnd[p] = -1;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { assertClean, findOvertaking } from './checks.js';
+import { assertClean, countBypass, findOvertaking } from './checks.js';
 import { type FeatureOptions, SCRATCH } from './types.js';
 import { fixtureRunner, scale, until } from './util.js';
 
@@ -8,7 +8,7 @@ import { fixtureRunner, scale, until } from './util.js';
  * processes (sync, async, mixed, and more participants than slots), first-come-first-served by
  * doorway order, and tickets bounded under tryLock and timeout storms.
  */
-export function exclusionSuite({ test, factory }: FeatureOptions): void {
+export function exclusionSuite({ test, factory, handoff = 'strict' }: FeatureOptions): void {
   const n = factory.concurrency;
   const m = Math.max(1, Math.round(factory.iterations * scale()));
   const who = `${n} ${factory.participants}`;
@@ -78,6 +78,33 @@ export function exclusionSuite({ test, factory }: FeatureOptions): void {
       assert.equal(f.scratchGet(SCRATCH.COUNTER), n * iterations);
       assert.equal(findOvertaking(reports), null);
       assert.ok(f.inspect().maxTicket <= n);
+    }),
+    LONG,
+  );
+
+  // The bypass bound, counted. In batched mode a small maxBatch, so that the bound bites.
+  const maxBatch = 3;
+  const bypassName =
+    handoff === 'batched'
+      ? `bounded bypass: once a waiter's doorway has ended, no other participant enters more than 1 + maxBatch (${1 + maxBatch}) times before it, re-entries without a doorway happen, and the count is exact (${who}; a backend without compareExchange runs strict and must then show no re-entry and at most one entry)`
+      : `bounded bypass: once a waiter's doorway has ended, no other participant enters more than once before it (${who})`;
+  test(
+    bypassName,
+    withFixture(n + 2, async (f) => {
+      const iterations = Math.max(50, Math.round(m / 4));
+      const probe = f.open({ handoff, maxBatch });
+      const effective = probe.handoff;
+      probe.close();
+      const reports = await f.run(n, { kind: 'fifo', iterations }, { maxBatch });
+      assertClean(reports);
+      assert.equal(f.scratchGet(SCRATCH.COUNTER), n * iterations, 'lost updates');
+      const b = countBypass(reports);
+      const bound = effective === 'batched' ? 1 + maxBatch : 1;
+      assert.ok(b.max <= bound, `bypass bound ${bound} exceeded: ${b.where}`);
+      if (effective === 'batched')
+        assert.ok(b.reentries > 0, 'batched mode never re-entered on a retained ticket');
+      else assert.equal(b.reentries, 0, 'a strict participant re-entered without a doorway');
+      for (const s of f.inspect().slots) assert.equal(s.ticket, 0, `slot ${s.slot} kept a ticket`);
     }),
     LONG,
   );

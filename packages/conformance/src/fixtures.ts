@@ -74,7 +74,8 @@ export function threadFixture(parts: FixtureParts): Fixture {
   const opened: Mutex[] = [];
   return {
     ...rawFixture(parts, opened),
-    run: (count, workload) => runThreads(count, parts.participant, workload, scratchBuffer),
+    run: (count, workload, options) =>
+      runThreads(count, withOptions(parts, options), workload, scratchBuffer),
     start: (count, workload, options) =>
       startThreads(count, withOptions(parts, options), workload, scratchBuffer),
     scratchGet: (i) => Atomics.load(scratch, i),
@@ -103,8 +104,8 @@ export function processFixture(
   const opened: Mutex[] = [];
   return {
     ...rawFixture(parts, opened),
-    run: (count, workload) =>
-      runProcesses(count, parts.participant, workload, file, forkOptions, launch),
+    run: (count, workload, options) =>
+      runProcesses(count, withOptions(parts, options), workload, file, forkOptions, launch),
     start: (count, workload, options) =>
       startProcesses(count, withOptions(parts, options), workload, file, forkOptions, launch),
     scratchGet: (i) => scratch.read(i),

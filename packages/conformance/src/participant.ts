@@ -188,13 +188,22 @@ export async function runWorkload(
       }
       case 'fifo': {
         report.records = [];
+        let lastEnd = '';
         for (let k = 0; k < workload.iterations; k++) {
           const lease = mutex.lockSync();
           const enter = now();
-          report.records.push([trace!.start, trace!.end, enter]);
+          // No new doorway stamp: this acquisition ran no doorway (a batched re-entry).
+          const doorway = trace!.end !== lastEnd;
+          lastEnd = trace!.end;
           try {
             await critical(k, false);
           } finally {
+            report.records.push([
+              doorway ? trace!.start : '',
+              doorway ? trace!.end : '',
+              enter,
+              now(),
+            ]);
             lease.release();
           }
         }

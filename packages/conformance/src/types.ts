@@ -111,16 +111,23 @@ export interface Report {
   errors: string[];
   /** For `fault`: repairs after ownerDied. */
   repairs?: number;
-  /** For `fifo`: per acquisition [doorwayStart, doorwayEnd, enter] as monotonic-ns strings. */
-  records?: [string, string, string][];
+  /**
+   * For `fifo`: per acquisition [doorwayStart, doorwayEnd, enter, exit] as monotonic-ns strings
+   * (enter and exit stamped inside the critical section). The doorway stamps are `''` for an
+   * acquisition without a doorway (a batched re-entry on a retained ticket).
+   */
+  records?: [string, string, string, string][];
 }
 
 /** A fresh lock created by a backend factory, plus the means to run participants on it. */
 export interface Fixture {
   /** Open another participant of this lock inside the test process (own slot). */
   open(options?: MutexOptions): Mutex;
-  /** Start `count` participants (threads or processes) running `workload`; resolves with their reports. */
-  run(count: number, workload: Workload): Promise<Report[]>;
+  /**
+   * Start `count` participants (threads or processes) running `workload`, each opening the lock
+   * with `options` (merged over the fixture's); resolves with their reports.
+   */
+  run(count: number, workload: Workload, options?: MutexOptions): Promise<Report[]>;
   /**
    * Start `count` participants (ids 0..count-1) running `workload` with `options`, and keep
    * control of them: kill one abruptly, start it again under the same id, await exits.
@@ -229,4 +236,6 @@ export interface SuiteOptions {
 export interface FeatureOptions {
   test: TestFn;
   factory: ConformanceFactory;
+  /** The handoff every participant of this run asks for (the factory passes it on). */
+  handoff?: 'strict' | 'batched';
 }
