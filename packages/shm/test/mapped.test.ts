@@ -26,7 +26,12 @@ function listing(): Record<string, string> {
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 
-/** Resolves with the first stdout line of `child` that `match` accepts. */
+/**
+ * Resolves with the first stdout line of `child` that `match` accepts. Call it right after the
+ * spawn: when a child exits while nothing listens on its stdout, Node resumes the stream and its
+ * output is discarded, so a listener added after that waits forever. Fails on 'close' (stdio
+ * drained), not 'exit', which can come before the last output.
+ */
 function line(child: ChildProcess, match: (l: string) => boolean): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';
@@ -35,9 +40,22 @@ function line(child: ChildProcess, match: (l: string) => boolean): Promise<strin
       const hit = out.split('\n').find(match);
       if (hit !== undefined) resolve(hit);
     });
-    child.on('exit', (code, signal) =>
+    child.on('close', (code, signal) =>
       reject(new Error(`child exited (${code ?? signal}) before printing it; stdout: ${out}`)),
     );
+  });
+}
+
+/** All of `child`'s stdout and how it ended, once it has exited and its stdio closed. Call right after the spawn (see {@link line}). */
+function runOf(
+  child: ChildProcess,
+): Promise<{ out: string; code: number | null; signal: string | null }> {
+  return new Promise((resolve) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+    });
+    child.on('close', (code, signal) => resolve({ out, code, signal }));
   });
 }
 
@@ -288,16 +306,31 @@ describe('truncation and removal under a mapping', () => {
     const m = openMutex('live', { slots: 4, dir });
     const counter = path.join(dir, 'counter');
     fs.writeFileSync(counter, Buffer.alloc(4));
+    // The children open the lock, announce ready.<pid> and wait for `go`: both have the file
+    // mapped (and a slot) when it is removed, and they run while we lock. Their output is
+    // listened to from the spawn on: awaiting one child's "started" before listening to the
+    // other's lost the second child's output whenever it had already run to the end and exited
+    // (Node discards what nobody listens to at exit), and the test waited forever.
+    const barrier = fs.mkdtempSync(path.join(dir, 'barrier-'));
     const kids = [0, 1].map(() =>
-      spawn(process.execPath, [fixture('loop-child.mjs'), distEntry, dir, 'live', '500', counter], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      }),
+      spawn(
+        process.execPath,
+        [fixture('loop-child.mjs'), distEntry, dir, 'live', '500', counter, barrier],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      ),
     );
-    for (const k of kids) await line(k, (l) => l.startsWith('started'));
+    const runs = kids.map(runOf);
+    const ready = () => kids.every((k) => fs.existsSync(path.join(barrier, `ready.${k.pid}`)));
+    while (!ready()) {
+      for (const k of kids) expect(k.exitCode ?? k.signalCode).toBeNull();
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const size = fs.statSync(m.path).size;
     expect(removeMutex('live', { dir })).toBe(true);
+    fs.writeFileSync(path.join(barrier, 'go'), '');
     for (let i = 0; i < 500; i++) m.lockSync().release();
-    for (const k of kids) expect(await exitOf(k)).toEqual({ code: 0, signal: null });
+    for (const r of await Promise.all(runs))
+      expect(r).toEqual({ out: 'started mapped\ndone 500\n', code: 0, signal: null });
     expect(fs.readFileSync(counter).readInt32LE(0)).toBe(1000);
     // The unlinked file is intact: its cells are still a valid, idle lock.
     const snap = m.inspect();
