@@ -5,12 +5,15 @@
 //   options: --procs 1,4,16 --runs N --window MS --recipe-window MS --only id,id --out DIR
 //            --no-write (print only) --json (print the JSON instead of the tables)
 import { fork, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   accessSync,
   constants,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -21,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { caption, detailTable, summaryTable, svgChart, targets, targetsTable } from './report.mjs';
 import { Hist, jain, median } from './stats.mjs';
-import { SHM_ACCESS, SUBJECTS, shmName } from './subjects.mjs';
+import { entriesBound, locksOf, SUBJECTS } from './subjects.mjs';
 import { COUNTER_BYTES, GO, mapCounter, runRound, START_AT } from './workload.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -102,10 +105,60 @@ function machine() {
   };
 }
 
+/** How c-fifo.c is compiled (the subject's binary is built at bench time, never committed). */
+const C_FLAGS = ['-O2', '-std=c11', '-Wall'];
+
+/**
+ * Compile c-fifo.c with the system C compiler (`$CC` when set, else the first of cc, gcc,
+ * clang that runs) into .cache/ of this app, once per source, compiler and flags. Returns
+ * `{ bin, compiler, flags }` or `{ error }` (the subject is then skipped with it as the reason).
+ */
+function buildCFifo() {
+  const candidates = process.env.CC ? [process.env.CC] : ['cc', 'gcc', 'clang'];
+  let compiler;
+  let version;
+  for (const cc of candidates) {
+    const v = spawnSync(cc, ['--version'], { encoding: 'utf8' });
+    if (v.status === 0) {
+      compiler = cc;
+      version = (v.stdout || v.stderr).split('\n')[0].trim();
+      break;
+    }
+  }
+  if (!compiler) return { error: `no C compiler found (tried ${candidates.join(', ')})` };
+  const source = join(here, 'c-fifo.c');
+  const text = readFileSync(source);
+  const key = createHash('sha256')
+    .update(text)
+    .update(`\0${version}\0${C_FLAGS.join(' ')}`)
+    .digest('hex')
+    .slice(0, 16);
+  const cache = join(here, '..', '.cache');
+  const bin = join(cache, `c-fifo-${key}`);
+  if (!existsSync(bin)) {
+    mkdirSync(cache, { recursive: true });
+    const tmp = `${bin}.${process.pid}.tmp`;
+    const r = spawnSync(compiler, [...C_FLAGS, '-o', tmp, source, '-lm'], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      rmSync(tmp, { force: true });
+      const why = (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0];
+      return { error: `${compiler} failed: ${why}` };
+    }
+    renameSync(tmp, bin);
+  }
+  return { bin, compiler: version, flags: C_FLAGS.join(' ') };
+}
+
+let cFifo;
+
 /** Why a subject cannot run here, or null. */
 async function skipReason(s, m) {
   try {
     if (s.kind === 'python' && !m.python) return 'python3 not found';
+    if (s.kind === 'c') {
+      cFifo ??= buildCFifo();
+      if (cFifo.error) return cFifo.error;
+    }
     if (s.id === 'proper-lockfile') await import('proper-lockfile');
     if (s.id === 'async-mutex') await import('async-mutex');
     if (s.kind === 'procs' || s.kind === 'threads' || s.kind === 'inproc') {
@@ -140,11 +193,12 @@ const once = (emitter, type) =>
  * start on 2 cores). Each P has its own locks, opened by the first P members only, so a lock's
  * high-water mark (what every scan covers) is P + 1 whatever ran before.
  */
-async function startPool(kind, ps, ctx) {
+async function startPool(kind, ps, ctx, subjects) {
   const participant = join(here, 'participant.mjs');
   const maxP = Math.max(...ps);
   const members = [];
   const perP = {};
+  const locks = locksOf(subjects, kind);
   if (kind === 'procs') {
     const mmap = await import('@bakery/mmap');
     const shm = await import('@bakery/shm');
@@ -156,21 +210,27 @@ async function startPool(kind, ps, ctx) {
         BENCH_LOCKFILE: ctx.lockFile,
       },
     };
-    const fds = {};
     const creators = [];
+    const shmNames = [];
     for (const p of ps) {
-      const mutex = mmap.createMutex({ slots: p + 1 });
-      creators.push(mutex);
-      // Chained forkOptions: each call appends its memfd to stdio and names it in the env.
-      options = mutex.forkOptions(options);
-      fds[p] = Number(options.env.BAKERY_MMAP_FD);
-      // One shm lock per access mode, created in that mode; children open them by name.
-      const shmNames = {};
-      for (const access of SHM_ACCESS) {
-        shmNames[access] = shmName(`${ctx.shmName}-p${p}`, access);
-        shm.openMutex(shmNames[access], { slots: p + 1, dir: ctx.dir, access }).close();
+      const perLock = [];
+      for (const lock of locks) {
+        if (lock.backend === 'mmap') {
+          const mutex = mmap.createMutex({ slots: p + 1 });
+          creators.push(mutex);
+          // Chained forkOptions: each call appends its memfd to stdio and names it in the env.
+          options = mutex.forkOptions(options);
+          perLock.push({ ...lock, fd: Number(options.env.BAKERY_MMAP_FD) });
+        } else {
+          // An shm lock per access mode and handoff, created in that mode; children open
+          // them by name.
+          const name = `${ctx.shmName}-p${p}-${lock.key}`;
+          shm.openMutex(name, { slots: p + 1, dir: ctx.dir, access: lock.access }).close();
+          shmNames.push(name);
+          perLock.push({ ...lock, name });
+        }
       }
-      perP[p] = { fd: fds[p], shmNames, slots: p + 1 };
+      perP[p] = { locks: perLock, slots: p + 1 };
     }
     for (let i = 0; i < maxP; i++) members.push(fork(participant, [], options));
     await Promise.all(members.map((m) => once(m, 'ready')));
@@ -182,19 +242,20 @@ async function startPool(kind, ps, ctx) {
       send: (m, msg) => m.send(msg),
       close: async () => {
         await Promise.all(members.map((m) => exitOf(m, () => m.send({ type: 'exit' }))));
-        for (const p of ps) {
-          for (const name of Object.values(perP[p].shmNames))
-            shm.removeMutex(name, { dir: ctx.dir });
-        }
+        for (const name of shmNames) shm.removeMutex(name, { dir: ctx.dir });
       },
     };
   }
   const sab = await import('@bakery/sab');
   const creators = [];
   for (const p of ps) {
-    const mutex = sab.createMutex({ slots: p + 1 });
-    creators.push(mutex);
-    perP[p] = { handle: mutex.handle };
+    const perLock = [];
+    for (const lock of locks) {
+      const mutex = sab.createMutex({ slots: p + 1 });
+      creators.push(mutex);
+      perLock.push({ ...lock, handle: mutex.handle });
+    }
+    perP[p] = { locks: perLock };
   }
   for (let i = 0; i < maxP; i++) {
     members.push(new Worker(participant, { workerData: { counter: ctx.counterFile } }));
@@ -302,46 +363,57 @@ async function inprocRound(p, ctx, windowMs) {
   };
 }
 
-function pythonRuns(s, p, runs, windowMs, ctx, uncMs) {
+/**
+ * The runs of one non-Node subject at one P: its launcher (participants.py, or the compiled
+ * c-fifo) forks the P participants itself, runs the same workload, and prints one JSON object.
+ */
+function launcherRuns(s, p, runs, windowMs, ctx, uncMs) {
+  const [command, args] =
+    s.kind === 'c'
+      ? [cFifo.bin, [String(p), String(runs), String(windowMs), ctx.counterFile, String(uncMs)]]
+      : [
+          'python3',
+          [
+            join(here, 'participants.py'),
+            s.id,
+            String(p),
+            String(runs),
+            String(windowMs),
+            ctx.counterFile,
+            ctx.flockFile,
+            String(uncMs),
+          ],
+        ];
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      'python3',
-      [
-        join(here, 'participants.py'),
-        s.id,
-        String(p),
-        String(runs),
-        String(windowMs),
-        ctx.counterFile,
-        ctx.flockFile,
-        String(uncMs),
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        env: {
-          ...process.env,
-          BENCH_WORK_US: String(ctx.workUs),
-          BENCH_WARMUP_MS: String(ctx.warmupMs),
-        },
+    const child = spawn(command, args, {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        BENCH_WORK_US: String(ctx.workUs),
+        BENCH_WARMUP_MS: String(ctx.warmupMs),
       },
-    );
+    });
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
     });
     child.on('error', reject);
     child.on('exit', (code) => {
-      if (code !== 0) reject(new Error(`participants.py ${s.id} exited with ${code}`));
+      if (code !== 0) reject(new Error(`${s.id} launcher exited with ${code}`));
       else {
         const d = JSON.parse(out);
-        resolve({ uncontendedNs: d.uncontendedNs, runs: d.runs.map((r) => ({ ...r, windowMs })) });
+        resolve({
+          uncontendedNs: d.uncontendedNs,
+          spin: d.spin,
+          runs: d.runs.map((r) => ({ ...r, windowMs })),
+        });
       }
     });
   });
 }
 
 /** Medians over runs of one subject at one P. */
-function summarise(runs) {
+function summarise(runs, s, p) {
   const per = runs.map((r) => {
     const counts = r.participants.map((x) => x.n);
     const total = r.participants.reduce((a, x) => a + x.total, 0);
@@ -371,7 +443,33 @@ function summarise(runs) {
     p99: hist.quantile(0.99),
     cpuPer1k: median(per.map((x) => x.cpuPer1k)),
     lost: per.reduce((a, x) => a + x.lost, 0),
+    ...entriesWhileWaiting(runs, s, p),
+    ...kernelHandoffs(runs),
   };
+}
+
+/**
+ * c-fifo's FUTEX_WAKE calls per acquisition over these runs: the share of handoffs that went
+ * through the kernel (the successor was asleep), which is what its speed turns on.
+ */
+function kernelHandoffs(runs) {
+  const all = runs.flatMap((r) => r.participants);
+  if (!all.every((x) => Number.isFinite(x.wakes))) return {};
+  const total = all.reduce((a, x) => a + x.total, 0);
+  return { wakesPerAcq: total > 0 ? all.reduce((a, x) => a + x.wakes, 0) / total : Number.NaN };
+}
+
+/**
+ * The most entries while waiting of any acquisition in these runs, with the bound of the
+ * subject's handoff at this P (see entriesBound); nothing for subjects that do not count them.
+ */
+function entriesWhileWaiting(runs, s, p) {
+  const counts = runs.flatMap((r) => r.participants.map((x) => x.entriesWhileWaiting));
+  const bound = entriesBound(s, p);
+  if (bound === undefined || counts.length === 0 || counts.some((x) => !Number.isFinite(x)))
+    return {};
+  const max = Math.max(...counts);
+  return { entriesWhileWaiting: { max, bound, over: max > bound } };
 }
 
 /**
@@ -444,21 +542,23 @@ async function main() {
       if (why) log(`${s.id}: skipped (${why})`);
     }
     const live = subjects.filter((s) => !results[s.id].skipped);
-    if (live.some((s) => s.kind !== 'python')) {
+    // Python and C launchers map the counter file themselves and time their own uncontended.
+    const node = live.filter((s) => s.kind !== 'python' && s.kind !== 'c');
+    if (node.length > 0) {
       ctx.counter = await mapCounter(ctx.counterFile);
       ctx.startAt = new Float64Array(ctx.counter.buffer, START_AT * 4, 1);
       ctx.native = (await import('@bakery/native')).loadNative();
     }
 
     log(`uncontended lock+unlock (${opts.uncMs} ms per subject)`);
-    for (const s of live.filter((s) => s.kind !== 'python')) {
+    for (const s of node) {
       results[s.id].uncontendedNs = uncontended(s, ctx, opts.uncMs);
     }
 
     for (const kind of ['threads', 'procs']) {
       if (!live.some((s) => s.kind === kind)) continue;
       const t0 = Date.now();
-      pools[kind] = await startPool(kind, opts.procs, ctx);
+      pools[kind] = await startPool(kind, opts.procs, ctx, live);
       log(
         `${Math.max(...opts.procs)} ${kind === 'procs' ? 'processes' : 'threads'} up in ${Date.now() - t0} ms`,
       );
@@ -479,10 +579,10 @@ async function main() {
           (results[s.id].runs[p] ??= []).push(await inprocRound(p, ctx, opts.windowMs));
         }
       }
-      for (const s of live.filter((s) => s.kind === 'python')) {
+      for (const s of live.filter((s) => s.kind === 'python' || s.kind === 'c')) {
         const windowMs =
           s.id === 'recipe' ? Math.max(opts.windowMs, opts.recipeWindowMs) : opts.windowMs;
-        const d = await pythonRuns(
+        const d = await launcherRuns(
           s,
           p,
           opts.runs,
@@ -491,11 +591,13 @@ async function main() {
           p === opts.procs[0] ? opts.uncMs : 1,
         );
         if (p === opts.procs[0]) results[s.id].uncontendedNs = d.uncontendedNs;
+        if (s.kind === 'c')
+          meta.cFifo = { compiler: cFifo.compiler, flags: cFifo.flags, spin: d.spin };
         results[s.id].runs[p] = d.runs;
       }
       for (const s of live) {
         const runs = results[s.id].runs[p];
-        if (runs) results[s.id].byP[p] = summarise(runs);
+        if (runs) results[s.id].byP[p] = summarise(runs, s, p);
       }
       log(`P=${p}: done`);
     }

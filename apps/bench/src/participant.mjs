@@ -1,13 +1,14 @@
 // Entry of every Node participant that is not the parent: a forked child process (mmap, shm,
 // proper-lockfile) or a worker thread (sab). One pool serves every P and every run:
-//   { type: 'open', p, ... }   open P's locks (the first P members only)  → 'opened'
+//   { type: 'open', p, locks } open P's locks (the first P members only)  → 'opened'
 //   { type: 'round', ... }     arm: block on the GO cell until the parent releases everyone at
 //                              once, run the window                        → 'armed', 'result'
 //   { type: 'exit' }           close everything and leave
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { SUBJECTS } from './subjects.mjs';
+import { lockKey, SUBJECTS } from './subjects.mjs';
 import {
   bakerySubject,
+  doorwayProbe,
   GO,
   mapCounter,
   properLockfileSubject,
@@ -24,48 +25,53 @@ const byP = new Map();
 /** `--spin N` of the parent: our backends' spin option (re-checks before sleeping), for experiments. */
 const spin = process.env.BENCH_SPIN ? { spin: Number(process.env.BENCH_SPIN) } : {};
 
-/** This P's bakery subjects of `kind`, each over the lock of its backend (and shm access). */
-function bakerySubjects(kind, lockOf) {
-  return Object.fromEntries(
-    SUBJECTS.filter((s) => s.ours && s.kind === kind).map((s) => [
-      s.id,
-      bakerySubject(lockOf(s), s.mode),
-    ]),
-  );
-}
-
+/**
+ * Open this P's locks (`msg.locks`: one per lockKey, see locksOf) and build its subjects: each of
+ * ours over the lock of its key, with a doorway probe of its own (entries while waiting).
+ */
 async function open(msg) {
-  if (isMainThread) {
-    const mmap = await import('@bakery/mmap');
-    const shm = await import('@bakery/shm');
-    const m = mmap.openMutex({ fd: msg.fd, ...spin });
-    // One lock per shm access mode, each opened with its mode explicitly (the env default must
-    // not decide which path a subject measures).
-    const s = Object.fromEntries(
-      Object.entries(msg.shmNames).map(([access, name]) => [
+  const mutexes = {};
+  const probes = {};
+  for (const lock of msg.locks) {
+    const probe = doorwayProbe(counter);
+    const options = { ...lock.options, ...spin, ...probe.options };
+    let mutex;
+    if (lock.backend === 'sab')
+      mutex = (await import('@bakery/sab')).openMutex(lock.handle, options);
+    else if (lock.backend === 'mmap')
+      mutex = (await import('@bakery/mmap')).openMutex({ fd: lock.fd, ...options });
+    else {
+      // Each shm lock opened with its access mode explicitly (the env default must not decide
+      // which path a subject measures).
+      const { access } = lock;
+      mutex = (await import('@bakery/shm')).openMutex(lock.name, {
+        slots: msg.slots,
+        dir: process.env.BENCH_DIR,
         access,
-        shm.openMutex(name, { slots: msg.slots, dir: process.env.BENCH_DIR, access, ...spin }),
-      ]),
-    );
-    for (const [access, mutex] of Object.entries(s)) {
+        ...options,
+      });
       if (mutex.access !== access)
         throw new Error(`shm lock opened ${mutex.access}, not ${access}`);
     }
-    byP.set(msg.p, {
-      subjects: {
-        ...bakerySubjects('procs', (x) => (x.backend === 'mmap' ? m : s[x.access])),
-        'proper-lockfile': await properLockfileSubject(process.env.BENCH_LOCKFILE),
-      },
-      close: () => {
-        m.close();
-        for (const mutex of Object.values(s)) mutex.close();
-      },
-    });
-  } else {
-    const sab = await import('@bakery/sab');
-    const m = sab.openMutex(msg.handle, spin);
-    byP.set(msg.p, { subjects: bakerySubjects('threads', () => m), close: () => m.close() });
+    mutexes[lock.key] = mutex;
+    probes[lock.key] = probe;
   }
+  const kind = isMainThread ? 'procs' : 'threads';
+  const subjects = Object.fromEntries(
+    SUBJECTS.filter((s) => s.ours && s.kind === kind && mutexes[lockKey(s)]).map((s) => [
+      s.id,
+      bakerySubject(mutexes[lockKey(s)], s.mode, probes[lockKey(s)]),
+    ]),
+  );
+  if (isMainThread) {
+    subjects['proper-lockfile'] = await properLockfileSubject(process.env.BENCH_LOCKFILE);
+  }
+  byP.set(msg.p, {
+    subjects,
+    close: () => {
+      for (const mutex of Object.values(mutexes)) mutex.close();
+    },
+  });
 }
 
 /** Block this thread until the parent stores generation `gen` into GO (a futex: no polling). */

@@ -18,12 +18,16 @@ if (id === 'async-mutex') {
   const sub = await properLockfileSubject(lockFile);
   ns = await timePairs(async () => sub.release(await sub.acquire()), true, uncMs);
 } else {
-  const { backend, mode, access } = s;
+  // The subject's own options (the batched handoff), no trace hooks: the tight loop measures
+  // the lock alone.
+  const { backend, mode, access, options = {} } = s;
   let mutex;
-  if (backend === 'sab') mutex = (await import('@bakery/sab')).createMutex({ slots: 2 });
-  else if (backend === 'mmap') mutex = (await import('@bakery/mmap')).createMutex({ slots: 2 });
+  if (backend === 'sab')
+    mutex = (await import('@bakery/sab')).createMutex({ slots: 2, ...options });
+  else if (backend === 'mmap')
+    mutex = (await import('@bakery/mmap')).createMutex({ slots: 2, ...options });
   else {
-    mutex = (await import('@bakery/shm')).openMutex(shmName, { slots: 2, dir, access });
+    mutex = (await import('@bakery/shm')).openMutex(shmName, { slots: 2, dir, access, ...options });
     if (mutex.access !== access) throw new Error(`${id}: opened ${mutex.access}, not ${access}`);
   }
   const sub = bakerySubject(mutex, mode);

@@ -29,10 +29,33 @@ export async function mapCounter(file) {
 }
 
 /**
- * One participant's round. `subject` is `{ mode: 'sync' | 'async', acquire(), release(handle) }`.
- * Waits are timed from the lock call to its return; only acquisitions made inside the window
- * (after `warmupMs`) count (`n`), but every critical section increments the counter (`total`), so
- * lost updates = Σ total − counter.
+ * A doorway probe for one participant's Mutex: `options` go into the options it opens the lock
+ * with (core's public `trace` hook, called right after this participant's doorway ends, i.e.
+ * once its place in the queue is fixed); `at` is the shared counter read there, or -1 when no
+ * doorway ran since the last entry (a batched re-take has none).
+ */
+export function doorwayProbe(counter) {
+  const probe = {
+    at: -1,
+    options: {
+      trace: {
+        doorwayEnd() {
+          probe.at = Atomics.load(counter, 0);
+        },
+      },
+    },
+  };
+  return probe;
+}
+
+/**
+ * One participant's round. `subject` is `{ mode: 'sync' | 'async', acquire(), release(handle) }`
+ * and, for our locks, `probe` (see doorwayProbe). Waits are timed from the lock call to its
+ * return; only acquisitions made inside the window (after `warmupMs`) count (`n`), but every
+ * critical section increments the counter (`total`), so lost updates = Σ total − counter.
+ * Entries while waiting: at each entry, counter − its value at this acquisition's doorway end
+ * (the critical sections others ran meanwhile), 0 without a doorway; the round reports the
+ * maximum over all its acquisitions, warm-up included (`entriesWhileWaiting`, only with a probe).
  */
 export async function runRound(subject, { counter, startAt, windowMs, warmupMs = 0, workUs }) {
   const hist = new Hist();
@@ -45,13 +68,18 @@ export async function runRound(subject, { counter, startAt, windowMs, warmupMs =
   const end = from + windowMs;
   const cpu0 = process.cpuUsage();
   const { acquire, release } = subject;
+  // Without a probe, a stand-in whose `at` stays -1 keeps one loop for both.
+  const probe = subject.probe ?? { at: -1 };
   let n = 0;
   let total = 0;
+  let ewMax = 0;
   if (subject.mode === 'sync') {
     for (let t0 = performance.now(); t0 < end; t0 = performance.now()) {
       const h = acquire();
       const t1 = performance.now();
       const v = Atomics.load(counter, 0);
+      if (probe.at >= 0 && v - probe.at > ewMax) ewMax = v - probe.at;
+      probe.at = -1;
       work(workUs); // a sync critical section cannot yield its thread; other participants run concurrently
       Atomics.store(counter, 0, v + 1);
       release(h);
@@ -66,6 +94,8 @@ export async function runRound(subject, { counter, startAt, windowMs, warmupMs =
       const h = await acquire();
       const t1 = performance.now();
       const v = Atomics.load(counter, 0);
+      if (probe.at >= 0 && v - probe.at > ewMax) ewMax = v - probe.at;
+      probe.at = -1;
       await null; // yield: other tasks of this event loop may run between the read and the write
       work(workUs);
       Atomics.store(counter, 0, v + 1);
@@ -78,14 +108,25 @@ export async function runRound(subject, { counter, startAt, windowMs, warmupMs =
     }
   }
   const cpu = process.cpuUsage(cpu0);
-  return { n, total, hist: hist.toJSON(), cpuUs: cpu.user + cpu.system };
+  return {
+    n,
+    total,
+    hist: hist.toJSON(),
+    cpuUs: cpu.user + cpu.system,
+    ...(subject.probe ? { entriesWhileWaiting: ewMax } : {}),
+  };
 }
 
-/** Our Mutex as a subject: `lockSync()` or `await lock()`, then `lease.release()`. */
-export const bakerySubject = (mutex, mode) =>
-  mode === 'sync'
-    ? { mode, acquire: () => mutex.lockSync(), release: (lease) => lease.release() }
-    : { mode, acquire: () => mutex.lock(), release: (lease) => lease.release() };
+/**
+ * Our Mutex as a subject: `lockSync()` or `await lock()`, then `lease.release()`; `probe` (see
+ * doorwayProbe) when the Mutex was opened with its options.
+ */
+export const bakerySubject = (mutex, mode, probe) => ({
+  mode,
+  ...(probe ? { probe } : {}),
+  acquire: mode === 'sync' ? () => mutex.lockSync() : () => mutex.lock(),
+  release: (lease) => lease.release(),
+});
 
 /**
  * proper-lockfile as users call it across processes: `lock(file)` with retries (its
