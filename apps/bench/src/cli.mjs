@@ -22,7 +22,15 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { caption, detailTable, summaryTable, svgChart, targets, targetsTable } from './report.mjs';
+import {
+  caption,
+  compare,
+  detailTable,
+  summaryTable,
+  svgChart,
+  targets,
+  targetsTable,
+} from './report.mjs';
 import { Hist, jain, median } from './stats.mjs';
 import { entriesBound, locksOf, SUBJECTS } from './subjects.mjs';
 import { COUNTER_BYTES, GO, mapCounter, runRound, START_AT } from './workload.mjs';
@@ -612,6 +620,7 @@ async function main() {
 
 /** Print the tables and write results/<base>.{md,json,svg}. */
 function write(opts, meta, results) {
+  compare(results, meta);
   const tgt = targets(results);
   const md = [
     `## bakery-bench (${meta.mode})`,

@@ -1,6 +1,7 @@
-// The outputs: markdown tables (detail and summary), the targets of issues 7 and 12 as ratios
-// from the same run, and an SVG chart (acquisitions/s vs P, log scales; Jain's fairness vs P).
-import { KIND_NAMES, SUBJECTS } from './subjects.mjs';
+// The outputs: markdown tables (detail and summary), the targets of issues 7, 12 and 15 as
+// ratios from the same run, and an SVG chart (acquisitions/s vs P, log scales; Jain's fairness
+// vs P).
+import { DEFAULT_MAX_BATCH, KIND_NAMES, SUBJECTS } from './subjects.mjs';
 
 const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
 const fmtRate = (x) => {
@@ -17,7 +18,37 @@ export const fmtNs = (ns) => {
   return `${(ns / 1e9).toFixed(2)} s`;
 };
 const fmtCpu = (x) => (Number.isFinite(x) ? (x >= 0.01 ? x.toFixed(3) : x.toPrecision(2)) : '–');
+const fmtRatio = (x) =>
+  Number.isFinite(x) ? (x >= 10 ? x.toFixed(0) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)) : '–';
+const fmtEntries = (e) =>
+  e ? `${fmtInt(e.max)} / ${fmtInt(e.bound)}${e.over ? ' ⚠ over' : ''}` : '–';
 
+/** The peers each of our subjects is compared with at the same P: the strict-FIFO limit and the
+ * barging lock people use (`multiprocessing.Lock`). */
+export const PEERS = { 'c-fifo': 'C FIFO', mplock: 'mplock' };
+
+/**
+ * Adds to every subject's row `vs`: for each peer of PEERS measured at the same P, this subject's
+ * acquisitions/s (`rate`) and CPU per acquisition (`cpu`) as multiples of the peer's. Rows of a
+ * re-rendered run (`--from`) get them recomputed.
+ */
+export function compare(results, meta) {
+  for (const s of SUBJECTS) {
+    const r = results[s.id];
+    if (!r?.byP) continue;
+    for (const p of meta.procs) {
+      const x = r.byP[p];
+      if (!x) continue;
+      x.vs = {};
+      for (const peer of Object.keys(PEERS)) {
+        const y = results[peer]?.byP?.[p];
+        if (!y || peer === s.id) continue;
+        x.vs[peer] = { rate: x.rate / y.rate, cpu: x.cpuPer1k / y.cpuPer1k };
+      }
+    }
+  }
+  return results;
+}
 export function caption(meta) {
   const m = meta.machine;
   return (
@@ -25,35 +56,73 @@ export function caption(meta) {
     (m.python ? ` · ${m.python}` : '') +
     ` · load average at start ${m.loadavg.map((x) => x.toFixed(2)).join(' / ')}` +
     ` · ${meta.mode} run: window ${meta.windowMs} ms after ${meta.warmupMs} ms of warm-up (recipe ${meta.recipeWindowMs} ms),` +
-    ` median of ${meta.runs} run${meta.runs > 1 ? 's' : ''}, critical section ≈ ${meta.workUs} µs`
+    ` median of ${meta.runs} run${meta.runs > 1 ? 's' : ''}, critical section ≈ ${meta.workUs} µs` +
+    (meta.cFifo
+      ? ` · c-fifo built by ${meta.cFifo.compiler} ${meta.cFifo.flags}, spin ${meta.cFifo.spin}`
+      : '')
   );
 }
 
 /** One row per subject and P. */
 export function detailTable(results, meta) {
-  const lines = [
-    '| subject | participants | P | acquisitions/s | uncontended lock+unlock | per participant min / max | Jain | wait p50 | wait p99 | CPU s / 1k acq | lost updates |',
-    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  const peers = Object.entries(PEERS);
+  const heads = [
+    'subject',
+    'participants',
+    'P',
+    'acquisitions/s',
+    ...peers.map(([, name]) => `× ${name}`),
+    'uncontended lock+unlock',
+    'per participant min / max',
+    'Jain',
+    'wait p50',
+    'wait p99',
+    'CPU s / 1k acq',
+    ...peers.map(([, name]) => `CPU/acq × ${name}`),
+    'entries while waiting max / bound',
+    'lost updates',
   ];
+  const lines = [
+    `| ${heads.join(' | ')} |`,
+    `|---|---|${heads
+      .slice(2)
+      .map(() => '--:')
+      .join('|')}|`,
+  ];
+  const skippedRow = (s, p, why) =>
+    `| ${s.label} | ${KIND_NAMES[s.kind]} | ${p} | skipped: ${why} ${'|'.repeat(heads.length - 3)}`;
   for (const s of SUBJECTS) {
     const r = results[s.id];
     if (!r) continue;
     if (r.skipped) {
-      lines.push(`| ${s.label} | ${KIND_NAMES[s.kind]} | – | skipped: ${r.skipped} ||||||||`);
+      lines.push(skippedRow(s, '–', r.skipped));
       continue;
     }
     for (const p of meta.procs) {
       const x = r.byP[p];
       if (!x) continue;
       if (x.skipped) {
-        lines.push(`| ${s.label} | ${KIND_NAMES[s.kind]} | ${p} | skipped: ${x.skipped} ||||||||`);
+        lines.push(skippedRow(s, p, x.skipped));
         continue;
       }
-      lines.push(
-        `| ${s.label} | ${KIND_NAMES[s.kind]} | ${p} | ${fmtRate(x.rate)} | ${p === 1 ? fmtNs(r.uncontendedNs) : ''} | ` +
-          `${fmtInt(x.min)} / ${fmtInt(x.max)} | ${Number.isFinite(x.jain) ? x.jain.toFixed(3) : '–'} | ` +
-          `${fmtNs(x.p50)} | ${fmtNs(x.p99)} | ${fmtCpu(x.cpuPer1k)} | ${x.lost}${s.exclusive === false && x.lost ? ' (expected)' : ''} |`,
-      );
+      const vs = (key) => peers.map(([peer]) => fmtRatio(x.vs?.[peer]?.[key]));
+      const cells = [
+        s.label,
+        KIND_NAMES[s.kind],
+        p,
+        fmtRate(x.rate),
+        ...vs('rate'),
+        p === 1 ? fmtNs(r.uncontendedNs) : '',
+        `${fmtInt(x.min)} / ${fmtInt(x.max)}`,
+        Number.isFinite(x.jain) ? x.jain.toFixed(3) : '–',
+        fmtNs(x.p50),
+        fmtNs(x.p99),
+        fmtCpu(x.cpuPer1k),
+        ...vs('cpu'),
+        fmtEntries(x.entriesWhileWaiting),
+        `${x.lost}${s.exclusive === false && x.lost ? ' (expected)' : ''}`,
+      ];
+      lines.push(`| ${cells.join(' | ')} |`);
     }
   }
   return lines.join('\n');
@@ -63,19 +132,30 @@ export function detailTable(results, meta) {
 export function summaryTable(results, meta) {
   const top = meta.procs.at(-1);
   const lines = [
-    `| subject | uncontended lock+unlock | ${meta.procs.map((p) => `P=${p} acq/s`).join(' | ')} | Jain P=${top} | lost updates (all P) |`,
-    `|---|--:|${meta.procs.map(() => '--:').join('|')}|--:|--:|`,
+    `| subject | uncontended lock+unlock | ${meta.procs.map((p) => `P=${p} acq/s`).join(' | ')} | ${Object.values(
+      PEERS,
+    )
+      .map((name) => `× ${name} P=${top}`)
+      .join(' | ')} | Jain P=${top} | lost updates (all P) |`,
+    `|---|--:|${meta.procs.map(() => '--:').join('|')}|${Object.keys(PEERS)
+      .map(() => '--:')
+      .join('|')}|--:|--:|`,
   ];
   for (const s of SUBJECTS) {
     const r = results[s.id];
     if (!r) continue;
     if (r.skipped) {
-      lines.push(`| ${s.label} | skipped: ${r.skipped} |${meta.procs.map(() => '').join('|')}|||`);
+      lines.push(
+        `| ${s.label} | skipped: ${r.skipped} |${[...meta.procs, ...Object.keys(PEERS)].map(() => '').join('|')}|||`,
+      );
       continue;
     }
     const lost = meta.procs.reduce((a, p) => a + (r.byP[p]?.lost ?? 0), 0);
     lines.push(
       `| ${s.label} | ${fmtNs(r.uncontendedNs)} | ${meta.procs.map((p) => fmtRate(r.byP[p]?.rate)).join(' | ')} | ` +
+        `${Object.keys(PEERS)
+          .map((peer) => fmtRatio(r.byP[top]?.vs?.[peer]?.rate))
+          .join(' | ')} | ` +
         `${Number.isFinite(r.byP[top]?.jain) ? r.byP[top].jain.toFixed(3) : '–'} | ${lost} |`,
     );
   }
@@ -210,9 +290,96 @@ function issue12(results) {
   return rows;
 }
 
-/** Every issue's targets: `{ 'issue 7': rows, 'issue 12': rows }`. */
+/**
+ * The targets of issue 15 (strict handoff against the strict-FIFO limit, and the opt-in batched
+ * handoff against the barging multiprocessing.Lock), each as measured / goal from this run.
+ */
+function issue15(results) {
+  const { rows, add, g, u } = rowsOf(results);
+  const vs = (a, b) => `${fmtRate(a)} vs ${fmtRate(b)} acq/s`;
+  for (const [p, goal] of [
+    [4, 0.9],
+    [64, 0.3],
+  ]) {
+    const [m, c] = [g('mmap-sync', p), g('c-fifo', p)];
+    add(
+      `P=${p} mmap-sync ≥ ${goal} × C FIFO`,
+      vs(m, c),
+      `${fmtRatio(m / c)}× (goal ≥ ${goal})`,
+      [m, c],
+      () => m / c >= goal,
+    );
+  }
+  const [c4, c64] = [g('mmap-sync', 4, 'cpuPer1k'), g('mmap-sync', 64, 'cpuPer1k')];
+  add(
+    'P=64 mmap-sync CPU per acquisition ≤ 4 × P=4',
+    `${fmtCpu(c64)} vs ${fmtCpu(c4)} s / 1k acq`,
+    `${fmtRatio(c64 / c4)}× (goal ≤ 4)`,
+    [c4, c64],
+    () => c64 / c4 <= 4,
+  );
+  const j64 = g('mmap-sync', 64, 'jain');
+  add('P=64 mmap-sync fairness ≥ 0.99', j64?.toFixed(3), 'Jain', [j64], () => j64 >= 0.99);
+
+  const id = 'mmap-sync-batched';
+  const [b64, l64] = [g(id, 64), g('mplock', 64)];
+  add(
+    `P=64 ${id} ≥ 0.5 × multiprocessing.Lock`,
+    vs(b64, l64),
+    `${fmtRatio(b64 / l64)}× (goal ≥ 0.5)`,
+    [b64, l64],
+    () => b64 / l64 >= 0.5,
+  );
+  const [lo, hi] = [g(id, 64, 'min'), g(id, 64, 'max')];
+  add(
+    `P=64 ${id} per-participant min / max ≥ 0.8`,
+    `${fmtInt(lo)} / ${fmtInt(hi)}`,
+    `${fmtRatio(lo / hi)} (goal ≥ 0.8)`,
+    [lo, hi],
+    () => lo / hi >= 0.8,
+  );
+  const e = g(id, 64, 'entriesWhileWaiting');
+  add(
+    `P=64 ${id} entries while waiting ≤ (P − 1) × (1 + maxBatch)`,
+    e && `${fmtInt(e.max)} (bound ${fmtInt(e.bound)}, maxBatch ${DEFAULT_MAX_BATCH})`,
+    e ? `${fmtRatio(e.max / e.bound)}× the bound` : '–',
+    [e?.max, e?.bound],
+    () => !e.over,
+  );
+  const [b4, l4] = [g(id, 4), g('mplock', 4)];
+  add(
+    `P=4 ${id} ≥ multiprocessing.Lock`,
+    vs(b4, l4),
+    `${fmtRatio(b4 / l4)}× (goal ≥ 1)`,
+    [b4, l4],
+    () => b4 / l4 >= 1,
+  );
+
+  for (const [sid, limit] of [
+    ['sab-sync', 100],
+    ['mmap-sync', 100],
+    ['sab-sync-batched', 50],
+    ['mmap-sync-batched', 50],
+  ]) {
+    const v = u(sid);
+    add(
+      `P=1 ${sid} uncontended lock+release ≤ ${limit} ns`,
+      fmtNs(v),
+      `${(v / limit).toFixed(1)}× the limit`,
+      [v],
+      () => v <= limit,
+    );
+  }
+  return rows;
+}
+
+/** Every issue's targets: `{ 'issue 7': rows, 'issue 12': rows, 'issue 15': rows }`. */
 export function targets(results) {
-  return { 'issue 7': issue7(results), 'issue 12': issue12(results) };
+  return {
+    'issue 7': issue7(results),
+    'issue 12': issue12(results),
+    'issue 15': issue15(results),
+  };
 }
 
 /** One Markdown table per issue, in order. */
@@ -243,6 +410,11 @@ const COLOURS = {
   'proper-lockfile': '#9467bd',
   flock: '#8c564b',
   mplock: '#ff7f0e',
+  'c-fifo': '#000000',
+  'sab-sync-batched': '#6baed6',
+  'mmap-sync-batched': '#fc9272',
+  'mmap-async-batched': '#fc9272',
+  'shm-sync-batched': '#74c476',
   'async-mutex': '#17becf',
   recipe: '#7f7f7f',
 };
@@ -318,7 +490,7 @@ export function svgChart(results, meta) {
         .filter(([, v]) => Number.isFinite(v) && (!pl.log || v > 0))
         .map(([p, v]) => [xAt(pl, p), yAt(pl, v)]);
       if (pts.length === 0) continue;
-      const dash = s.id.endsWith('-async') ? ' stroke-dasharray="6 4"' : '';
+      const dash = s.mode === 'async' ? ' stroke-dasharray="6 4"' : '';
       out.push(
         `<polyline fill="none" stroke="${COLOURS[s.id]}" stroke-width="2"${dash} points="${pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}"/>`,
       );
@@ -337,7 +509,7 @@ export function svgChart(results, meta) {
   for (const s of SUBJECTS) {
     const r = results[s.id];
     if (!r) continue;
-    const dash = s.id.endsWith('-async') ? ' stroke-dasharray="6 4"' : '';
+    const dash = s.mode === 'async' ? ' stroke-dasharray="6 4"' : '';
     out.push(
       `<line x1="${lx}" x2="${lx + 26}" y1="${ly}" y2="${ly}" stroke="${COLOURS[s.id]}" stroke-width="2"${dash}/>`,
     );
@@ -349,6 +521,7 @@ export function svgChart(results, meta) {
   out.push(
     `<text x="${lx}" y="${ly + 10}" fill="#555">solid: lockSync · dashed: await lock()</text>`,
     `<text x="${lx}" y="${ly + 26}" fill="#555">circles: bakery · squares: peers</text>`,
+    `<text x="${lx}" y="${ly + 42}" fill="#555">lighter: batched handoff · black: C FIFO</text>`,
     `<text x="70" y="${H - 20}" fill="#555">Medians of runs. A first-come-first-served lock hands over to the next ticket even when its owner is descheduled (P &gt; cores).</text>`,
     '</svg>',
   );
