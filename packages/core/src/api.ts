@@ -97,7 +97,11 @@ export function checkMutexOptions(options: MutexOptions): {
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_LIMIT)
     throw rangeError(`maxBatch must be an integer from 1 to ${MAX_BATCH_LIMIT}`);
   const maxBatchMs = options.maxBatchMs ?? DEFAULT_MAX_BATCH_MS;
-  if (typeof maxBatchMs !== 'number' || !(maxBatchMs > 0) || maxBatchMs === Number.POSITIVE_INFINITY)
+  if (
+    typeof maxBatchMs !== 'number' ||
+    !(maxBatchMs > 0) ||
+    maxBatchMs === Number.POSITIVE_INFINITY
+  )
     throw rangeError('maxBatchMs must be a positive finite number');
   return { robust, spin, staleAfterMs, claim, handoff, maxBatch, maxBatchMs };
 }

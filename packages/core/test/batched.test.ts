@@ -139,9 +139,10 @@ describe("handoff: 'batched'", () => {
       { handoff: 'batched', maxBatchMs: Number.POSITIVE_INFINITY },
       { handoff: 'batched', maxBatchMs: Number.NaN },
     ]) {
-      expect(codeOf(() => openOn({ cells }, bad as object)), JSON.stringify(bad)).toBe(
-        'BAKERY_INVALID_ARGUMENT',
-      );
+      expect(
+        codeOf(() => openOn({ cells }, bad as object)),
+        JSON.stringify(bad),
+      ).toBe('BAKERY_INVALID_ARGUMENT');
     }
     // Nothing was claimed by the refused opens.
     for (let s = 0; s < 2; s++) expect(cells.load(slotBase(s) + S.OWNER)).toBe(0);
