@@ -77,7 +77,7 @@ export function formatLock(title: string, v: LockView, name?: string): string {
         s.pid === null ? '-' : String(s.tid),
         yesNo(s.alive),
         s.choosing ? 'yes' : 'no',
-        s.ticket === 0 ? '-' : String(s.ticket),
+        s.ticket === 0 ? '-' : s.retained ? `${s.ticket} (retained)` : String(s.ticket),
         s.colour ?? '-',
         String(s.sleepers),
         s.holder ? '← holder' : '',

@@ -35,6 +35,8 @@ export interface SlotView {
   choosing: boolean;
   /** Ticket number; 0 = none. */
   ticket: number;
+  /** The ticket is kept outside the critical section (a batched release); waiters revoke it. */
+  retained: boolean;
   /** Colour of the ticket; null without one. */
   colour: 'white' | 'black' | null;
   /** Participants asleep on this slot's cells. */
@@ -89,7 +91,7 @@ export interface LockView {
   maxTicket: number;
   /** Claimed slots. */
   participants: number;
-  /** Slots that hold a ticket or are choosing, other than the holder. */
+  /** Slots that hold a ticket (not a retained one) or are choosing, other than the holder. */
   waiters: number;
   /** Claimed slots whose owner is certainly dead (what `bakery reap` would free). */
   dead: number;
@@ -149,6 +151,7 @@ export function viewOf(
     alive: s.owner === null ? null : alive(s.owner, s.slot),
     choosing: s.choosing,
     ticket: s.ticket,
+    retained: s.retained,
     colour: s.colour,
     sleepers: s.sleepers,
     holder: holderOk && s.slot === holderSlot,
@@ -179,7 +182,7 @@ export function viewOf(
     acquisitions: snap.acquisitions,
     maxTicket: snap.maxTicket,
     participants: slots.filter((s) => s.pid !== null).length,
-    waiters: slots.filter((s) => !s.holder && (s.ticket !== 0 || s.choosing)).length,
+    waiters: slots.filter((s) => !s.holder && !s.retained && (s.ticket !== 0 || s.choosing)).length,
     dead: slots.filter((s) => s.alive === false).length,
     slots,
   };
