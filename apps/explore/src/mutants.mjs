@@ -86,17 +86,13 @@ export const mutants = [
     scenarios: ['three-lockers'],
     edits: [
       [
-        `cells.store(this.base + S.TICKET, 0);
+        `this.passColour();
+    cells.store(this.base + S.TICKET, 0);
     this.wake(this.slot, this.base + S.TICKET);
-    this.phase = 0;
-  }
-  /**
-   * Leave the bakery`,
-        `cells.store(this.base + S.TICKET, 0);
-    this.phase = 0;
-  }
-  /**
-   * Leave the bakery`,
+    this.phase = 0;`,
+        `this.passColour();
+    cells.store(this.base + S.TICKET, 0);
+    this.phase = 0;`,
       ],
     ],
   },
@@ -107,18 +103,14 @@ export const mutants = [
     scenarios: ['three-lockers'],
     edits: [
       [
-        `cells.store(this.base + S.TICKET, 0);
-    this.wake(this.slot, this.base + S.TICKET);
-    this.phase = 0;
-  }
-  /**
-   * Leave the bakery`,
-        `this.wake(this.slot, this.base + S.TICKET);
+        `this.passColour();
     cells.store(this.base + S.TICKET, 0);
-    this.phase = 0;
-  }
-  /**
-   * Leave the bakery`,
+    this.wake(this.slot, this.base + S.TICKET);
+    this.phase = 0;`,
+        `this.passColour();
+    this.wake(this.slot, this.base + S.TICKET);
+    cells.store(this.base + S.TICKET, 0);
+    this.phase = 0;`,
       ],
     ],
   },
