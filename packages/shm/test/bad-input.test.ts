@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BAD_SLOT_COUNTS } from '@bakery/conformance';
-import { bytesFor, H, S, slotBase } from '@bakery/core';
+import { bytesFor, H, LAYOUT_VERSION, S, slotBase } from '@bakery/core';
 import { pidNamespace, processIdentity } from '@bakery/core/node';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { openMutex, removeMutex, ShmCells } from '../src/index.js';
@@ -218,8 +218,12 @@ for (const access of ['mapped', 'pure-js'] as const) {
     describe('bad layouts are refused and left untouched', () => {
       const cases: [string, (file: string) => void][] = [
         ['wrong magic', (f) => poke(f, H.MAGIC, 0x12345678)],
-        ['wrong layout version', (f) => poke(f, H.VERSION, 3)],
+        ['wrong layout version', (f) => poke(f, H.VERSION, LAYOUT_VERSION + 1)],
         ['a lock of an earlier release (layout version 1)', (f) => poke(f, H.VERSION, 1)],
+        [
+          'a lock of the previous release (layout version 2: no retained flag)',
+          (f) => poke(f, H.VERSION, 2),
+        ],
         ['an impossible access mode', (f) => poke(f, H.ACCESS, 7)],
         ['a capacity that disagrees with the size', (f) => poke(f, H.CAPACITY, 3)],
         ['an impossible capacity', (f) => poke(f, H.CAPACITY, 0)],
