@@ -360,6 +360,42 @@ export function faultSuite({ test, describe, factory }: FaultSuiteOptions): void
       LONG,
     );
 
+    for (const killed of [false, true]) {
+      test(
+        `a participant that released and went quiet${killed ? ` and was then killed (${kind})` : ''} delays no one: under handoff 'batched' its kept ticket is revoked by the next lock, with no reaping (staleAfterMs 60 s, timeout 30 s)`,
+        withFixture(4, async (f) => {
+          const crew = f.start(1, { kind: 'retain' });
+          try {
+            await until('the participant to release and go quiet', () => {
+              return f.scratchGet(SCRATCH.HELD) === 1;
+            });
+            if (killed) await crew.kill(0);
+            const b = f.open({ staleAfterMs: 60_000 });
+            const quiet = f.inspect().slots.find((s) => s.owner !== null && s.slot !== b.slot)!;
+            if (b.handoff === 'batched')
+              assert.equal(quiet.retained, true, 'the quiet participant did not keep its ticket');
+            else assert.equal(quiet.ticket, 0, 'a strict release left a ticket');
+            const lease = b.lockSync({ timeout: 30_000 });
+            assert.equal(lease.ownerDied, false, 'it released before it went quiet');
+            lease.release();
+            b.close();
+            if (killed) {
+              const r = f.open();
+              assert.equal(r.reapDead(), 1, "the killed participant's slot was not reaped");
+              r.close();
+            } else {
+              f.scratchSet(SCRATCH.RELEASE, 1);
+              await crew.reports();
+            }
+          } finally {
+            await crew.stop();
+          }
+          assertLockClean(f, 'after a quiet participant');
+        }),
+        LONG,
+      );
+    }
+
     const slotless = factory.capabilities?.reapsWithoutSlot === true;
     test(
       slotless

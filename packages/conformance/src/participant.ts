@@ -209,6 +209,13 @@ export async function runWorkload(
         }
         break;
       }
+      case 'retain': {
+        mutex.lockSync().release();
+        report.acquired++;
+        scratch.write(SCRATCH.HELD, 1);
+        while (scratch.read(SCRATCH.RELEASE) === 0) await sleep(1);
+        break;
+      }
       case 'hold': {
         const lease = await mutex.lock();
         report.acquired++;

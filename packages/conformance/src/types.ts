@@ -73,6 +73,11 @@ export type Workload =
   /** Acquire, set HELD, wait for RELEASE, release. */
   | { kind: 'hold' }
   /**
+   * Acquire and release once (under `handoff: 'batched'` the release keeps the ticket), set
+   * HELD, wait for RELEASE — quiet, never locking again — then close.
+   */
+  | { kind: 'retain' }
+  /**
    * While someone else holds the lock: `tries` × tryLock (must fail), `timeouts` × lock attempts
    * that time out (sync with timeout 0, async with timeout 1 ms), then set DONE + id and take
    * the lock once for real.
