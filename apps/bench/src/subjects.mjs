@@ -1,3 +1,5 @@
+import { DEFAULT_MAX_BATCH } from '@bakery/core';
+
 // The subjects, in table order. `kind` says who the participants are:
 //   threads  worker threads of this process (sab)
 //   procs    forked Node children from one pool (mmap, shm, proper-lockfile)
@@ -22,10 +24,10 @@ const ours = (id, label, kind, backend, mode, access, options) => ({
   ...(access ? { access } : {}),
   ...(options ? { options } : {}),
 });
-/** Core's opt-in batched handoff (not implemented yet: core ignores unknown options for now). */
+/** Core's opt-in batched handoff, with its default `maxBatch` (the batched subjects leave it). */
 const BATCHED = { handoff: 'batched' };
-/** Core's default `maxBatch` of the batched handoff, which the batched subjects leave as is. */
-export const DEFAULT_MAX_BATCH = 64;
+
+export { DEFAULT_MAX_BATCH };
 export const SUBJECTS = [
   ours('sab-sync', 'bakery sab · lockSync', 'threads', 'sab', 'sync'),
   ours(

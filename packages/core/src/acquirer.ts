@@ -68,6 +68,8 @@ export class Acquirer {
   countAtBlock = 0;
   /** Largest ticket number this participant was ever issued (for tests and inspect()). */
   maxIssued = 0;
+  /** True while this participant keeps its ticket outside the critical section ({@link retain}). */
+  retained = false;
 
   private base: number;
   /** The slots' cells read in one `loadMany` (backends that have it), reused. */
@@ -240,9 +242,6 @@ export class Acquirer {
     this.wake(this.slot, this.base + S.TICKET);
     this.phase = 0;
   }
-
-  /** True while this participant keeps its ticket outside the critical section ({@link retain}). */
-  retained = false;
 
   /**
    * The exit under `handoff: 'batched'` when the batch may go on: the exit's colour write, but

@@ -1,6 +1,8 @@
 export type { TraceHooks } from './acquirer.js';
 export {
   checkMutexOptions,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_BATCH_MS,
   type Lease,
   type LockOptions,
   type LockSyncOptions,

@@ -376,16 +376,21 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
     return lease;
   }
 
+  /** Enter for a lock() call and settle it (a refused entry rejects it). */
+  #grant(w: Waiter, retaken: boolean): void {
+    let lease: Lease;
+    try {
+      lease = this.#enter(false, retaken);
+    } catch (err) {
+      w.reject(err);
+      return;
+    }
+    w.resolve(lease);
+  }
+
   #start(w: Waiter): void {
     if (this.#acq.retained && this.#acq.retake()) {
-      let lease: Lease;
-      try {
-        lease = this.#enter(false, true);
-      } catch (err) {
-        w.reject(err);
-        return;
-      }
-      w.resolve(lease);
+      this.#grant(w, true);
       return;
     }
     this.#busy = true;
@@ -398,14 +403,7 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
     acquired.then(
       () => {
         this.#busy = false;
-        let lease: Lease;
-        try {
-          lease = this.#enter();
-        } catch (err) {
-          w.reject(err);
-          return;
-        }
-        w.resolve(lease);
+        this.#grant(w, false);
       },
       (err) => {
         this.#busy = false;

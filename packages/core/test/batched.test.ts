@@ -10,15 +10,7 @@ import {
   ticketNumber,
 } from '../src/index.js';
 import { createReferenceCells } from '../src/reference.js';
-
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-};
+import { codeOf } from './helpers.js';
 
 /** Doorways run by a participant (the trace hook), to tell a re-entry from an acquisition. */
 function counted(extra: object = {}) {

@@ -17,15 +17,7 @@ import {
   validateLayout,
 } from '../src/index.js';
 import { createReferenceCells, ReferenceCells } from '../src/reference.js';
-
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-};
+import { codeOf } from './helpers.js';
 
 describe('layout', () => {
   test('a ticket packs its number and colour into one cell and unpacks them unchanged', () => {
