@@ -29,6 +29,7 @@ const expectations: [RegExp, RegExp][] = [
   [/openMutex\('paths-demo'/, /^mapped pure-js\nBAKERY_ACCESS_MISMATCH$/],
   [/openMutex\('slots-demo'/, /^0 -1\nBAKERY_NO_FREE_SLOT\n-1 0$/],
   [/handoff: 'batched'/, /^batched strict\ntrue\ntrue false$/],
+  [/runIfFree/, /^ran\nbusy\nran$/],
   [/markConsistent\(\{ timeout: 5_000 \}\)/, /^BAKERY_NOT_RECOVERABLE\ncleared: true$/],
   [/terminate\(\)/, /ownerDied: true/],
   [/isBakeryError/, /timed out, as expected: BAKERY_TIMEOUT/],

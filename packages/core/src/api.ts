@@ -121,6 +121,57 @@ export interface LockSyncOptions {
 }
 
 /**
+ * The lease of the asynchronous subset ({@link AsyncMutex}): what every backend's lease
+ * offers, the network ones included. Code that awaits `release()` (or uses `await using`) runs
+ * unchanged on every backend: a local {@link Lease} releases at once, a @bakery/pg lease once
+ * the server has recorded the release.
+ */
+export interface AsyncLease {
+  /** True when the previous holder ended without releasing (see {@link Lease.ownerDied}). */
+  readonly ownerDied: boolean;
+  /** Declare the protected data repaired after `ownerDied`. */
+  markConsistent(): void;
+  /** Leave the critical section (await it: a network backend's release completes later). */
+  release(): void | Promise<void>;
+  /** Releases the lease if it is still held (for `await using`). */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * The asynchronous subset of the Mutex interface, which every backend satisfies — the local
+ * ones ({@link Mutex}) and @bakery/pg, which offers no `lockSync` over a network. Write against
+ * it with `await` on every call and the code runs on any backend.
+ *
+ * @example
+ * ```ts
+ * async function once(mutex: AsyncMutex, job: () => Promise<void>) {
+ *   const lease = await mutex.tryLock();
+ *   if (lease === null) return false;
+ *   try {
+ *     await job();
+ *   } finally {
+ *     await lease.release();
+ *   }
+ *   return true;
+ * }
+ * ```
+ */
+export interface AsyncMutex {
+  /** Wait for the lock: `BAKERY_TIMEOUT` after `timeout` ms, `BAKERY_ABORTED` on `signal`. */
+  lock(options?: LockOptions): Promise<AsyncLease>;
+  /** Take the lock only if it is free right now, else null (await it). */
+  tryLock(): AsyncLease | null | Promise<AsyncLease | null>;
+  /** Run `fn` holding the lock; the lease is released when `fn` settles. */
+  withLock<T>(fn: (lease: AsyncLease) => T | Promise<T>, options?: LockOptions): Promise<T>;
+  /** True while this instance holds the lock. */
+  readonly held: boolean;
+  /** Let go of the instance's resources (await it); `BAKERY_ALREADY_HELD` while held. */
+  close(): void | Promise<void>;
+  /** `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
  * Proof of holding the lock, returned by `lock`, `lockSync` and `tryLock`. Release it exactly
  * once, or let `using` do it.
  *
@@ -132,7 +183,7 @@ export interface LockSyncOptions {
  * } // released here
  * ```
  */
-export interface Lease {
+export interface Lease extends AsyncLease {
   /**
    * True when the previous holder died inside the critical section (like pthread's
    * EOWNERDEAD): repair the protected data, then call {@link Lease.markConsistent}.
@@ -144,6 +195,8 @@ export interface Lease {
   release(): void;
   /** Releases the lease if it is still held (for `using`). */
   [Symbol.dispose](): void;
+  /** Releases the lease if it is still held (for `await using`, as on every backend). */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** One slot as seen by {@link Mutex.inspect}. */
@@ -228,7 +281,7 @@ export interface Snapshot {
  * participants than slots take turns; an instance that never locks keeps its slot until
  * `close()`.
  */
-export interface Mutex {
+export interface Mutex extends AsyncMutex {
   /**
    * Wait for the lock without blocking the event loop — first for a slot, if this instance has
    * none. `BAKERY_TIMEOUT` when the timeout passes waiting for the lock, `BAKERY_NO_FREE_SLOT`
@@ -293,4 +346,8 @@ export interface Mutex {
   markConsistent(options?: LockSyncOptions): boolean;
   /** Free the slot (if any). Throws `BAKERY_ALREADY_HELD` while held or acquiring; a second close is a no-op. */
   close(): void;
+  /** `close()`, for `using mutex = openMutex(…)`. */
+  [Symbol.dispose](): void;
+  /** `close()`, for `await using` (as on every backend). */
+  [Symbol.asyncDispose](): Promise<void>;
 }

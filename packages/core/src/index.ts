@@ -1,5 +1,7 @@
 export type { TraceHooks } from './acquirer.js';
 export {
+  type AsyncLease,
+  type AsyncMutex,
   checkMutexOptions,
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_BATCH_MS,

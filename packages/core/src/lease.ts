@@ -46,4 +46,8 @@ export class LeaseImpl implements Lease {
   [Symbol.dispose](): void {
     if (this.#host !== null) this.release();
   }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#host !== null) this.release();
+  }
 }

@@ -276,6 +276,14 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
     this.#backend.close?.();
   }
 
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
   /**
    * @internal The process (or worker) is exiting without close(): leave the lock as a death
    * would, but at once — withdraw a pending acquisition; if held, mark the owner dead (the data
