@@ -191,7 +191,10 @@ export interface Lease extends AsyncLease {
   readonly ownerDied: boolean;
   /** Declare the protected data repaired after `ownerDied`. */
   markConsistent(): void;
-  /** Leave the critical section. A second call throws `BAKERY_NOT_HELD` and changes nothing. */
+  /**
+   * Leave the critical section. A second call throws `BAKERY_NOT_HELD` and changes nothing.
+   * Bound to its lease (as is {@link Lease.markConsistent}): `const { release } = lease` works.
+   */
   release(): void;
   /** Releases the lease if it is still held (for `using`). */
   [Symbol.dispose](): void;

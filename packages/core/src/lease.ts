@@ -28,20 +28,22 @@ export class LeaseImpl implements Lease {
     return this.#consistent;
   }
 
-  markConsistent(): void {
+  // Bound (arrow fields), so that `const { release } = lease` and `setTimeout(lease.release)`
+  // work as they do with other lock libraries.
+  readonly markConsistent = (): void => {
     if (this.#host === null)
       throw new BakeryError('BAKERY_NOT_HELD', 'markConsistent() on a released lease');
     if (!this.ownerDied) return;
     this.#consistent = true;
     this.#host.clearOwnerDied();
-  }
+  };
 
-  release(): void {
+  readonly release = (): void => {
     const h = this.#host;
     if (h === null) throw new BakeryError('BAKERY_NOT_HELD', 'lease already released');
     this.#host = null;
     h.releaseLease(this);
-  }
+  };
 
   [Symbol.dispose](): void {
     if (this.#host !== null) this.release();

@@ -93,4 +93,28 @@ describe('the asynchronous subset (AsyncMutex / AsyncLease)', () => {
     // Closed: the slot is free for the next participant.
     expect(openOn({ cells }).slot).toBe(0);
   });
+
+  test('release and markConsistent are bound: a detached release() releases its own lease, once', async () => {
+    const cells = createReferenceCells(2);
+    const a = openOn({ cells });
+    const b = openOn({ cells });
+    const { release, markConsistent } = a.lockSync();
+    markConsistent(); // nobody died: a no-op, but callable detached
+    expect(b.tryLock()).toBe(null);
+    release();
+    expect(a.held).toBe(false);
+    expect(codeOf(release)).toBe('BAKERY_NOT_HELD');
+    // Handed to a timer as a bare function, as other lock libraries allow.
+    const lease = await a.lock();
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        lease.release.call(undefined);
+        resolve();
+      }, 1),
+    );
+    expect(a.held).toBe(false);
+    b.lockSync().release();
+    a.close();
+    b.close();
+  });
 });
