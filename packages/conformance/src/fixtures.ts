@@ -2,7 +2,7 @@ import type { ForkOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { type Cells, type Mutex, type MutexOptions, snapshot } from '@bakery/core';
+import { type AsyncMutex, type Cells, type Mutex, type MutexOptions, snapshot } from '@bakery/core';
 import {
   type ParticipantConfig,
   type ProcessLaunch,
@@ -12,7 +12,7 @@ import {
   startThreads,
 } from './runners.js';
 import { FileScratch, SabScratch } from './scratch.js';
-import type { Fixture } from './types.js';
+import type { AsyncFixture, Fixture } from './types.js';
 
 /** What a backend supplies to build a fixture around one fresh lock. */
 export interface FixtureParts {
@@ -50,7 +50,7 @@ function rawFixture(parts: FixtureParts, opened: Mutex[]) {
 }
 
 function withOptions(
-  parts: FixtureParts,
+  parts: Pick<FixtureParts, 'participant'>,
   options: MutexOptions | undefined,
 ): Omit<ParticipantConfig, 'id' | 'workload'> {
   const p = parts.participant;
@@ -112,6 +112,56 @@ export function processFixture(
     scratchSet: (i, v) => scratch.write(i, v),
     async dispose() {
       closeAll(opened);
+      scratch.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+      await parts.dispose?.();
+    },
+  };
+}
+
+/** What a backend of the asynchronous subset supplies to build a fixture around one fresh lock. */
+export interface AsyncFixtureParts {
+  /** Open a participant in the test process. */
+  open(options?: MutexOptions): Promise<AsyncMutex>;
+  /** How a participant opens the lock (see {@link ParticipantConfig}; the export may be async). */
+  participant: Omit<ParticipantConfig, 'id' | 'workload'>;
+  /** Release the lock's resources. */
+  dispose?(): void | Promise<void>;
+}
+
+/**
+ * A fixture of the asynchronous subset: participants are child processes sharing a scratch
+ * file; no cells (see {@link AsyncFixture}).
+ */
+export function asyncProcessFixture(
+  parts: AsyncFixtureParts,
+  forkOptions?: (id: number) => ForkOptions,
+): AsyncFixture {
+  const dir = fs.mkdtempSync(path.join(tmpdir(), 'bakery-conformance-'));
+  const file = path.join(dir, 'scratch');
+  FileScratch.create(file);
+  const scratch = new FileScratch(file);
+  const opened: AsyncMutex[] = [];
+  return {
+    async open(options) {
+      const m = await parts.open(options);
+      opened.push(m);
+      return m;
+    },
+    run: (count, workload, options) =>
+      runProcesses(count, withOptions(parts, options), workload, file, forkOptions),
+    start: (count, workload, options) =>
+      startProcesses(count, withOptions(parts, options), workload, file, forkOptions),
+    scratchGet: (i) => scratch.read(i),
+    scratchSet: (i, v) => scratch.write(i, v),
+    async dispose() {
+      for (const m of opened) {
+        try {
+          await m.close();
+        } catch {
+          // still held by a failed test: the lock is thrown away with the fixture anyway
+        }
+      }
       scratch.close();
       fs.rmSync(dir, { recursive: true, force: true });
       await parts.dispose?.();

@@ -1,3 +1,4 @@
+export { type AsyncSuiteOptions, asyncSuite } from './async-suite.js';
 export {
   FAULT_STALE_MS,
   type FaultSuiteOptions,
@@ -5,7 +6,13 @@ export {
   faultSuite,
   STALL_BOUND_MS,
 } from './faults.js';
-export { type FixtureParts, processFixture, threadFixture } from './fixtures.js';
+export {
+  type AsyncFixtureParts,
+  asyncProcessFixture,
+  type FixtureParts,
+  processFixture,
+  threadFixture,
+} from './fixtures.js';
 export { fifoTrace, participantTrace, runWorkload } from './participant.js';
 export { type ReadableCopy, readableCopy } from './readable.js';
 export {
@@ -19,6 +26,8 @@ export {
 export { FileScratch, SabScratch, type Scratch } from './scratch.js';
 export { type DescribeFn, findOvertaking, type SuiteOptions, suite, type TestFn } from './suite.js';
 export {
+  type AsyncConformanceFactory,
+  type AsyncFixture,
   type Capabilities,
   type ConformanceFactory,
   type Crew,

@@ -16,13 +16,13 @@ const mod = (await import(config.module)) as Record<string, (...args: unknown[])
 const mutex = (await mod[config.exportName]!(...config.args, {
   ...config.options,
   ...trace.options,
-})) as import('@bakery/core').Mutex;
+})) as import('@bakery/core').AsyncMutex;
 const report = await runWorkload(config.id, mutex, scratch, config.workload, trace.last);
 // The exit workload ends without close() on purpose: its exit hooks must free the slot.
 const natural = config.workload.kind === 'exit';
 if (!natural) {
   try {
-    mutex.close();
+    await mutex.close();
   } catch (err) {
     report.errors.push(`close: ${(err as Error).message}`);
   }

@@ -1,4 +1,4 @@
-import type { Mutex, MutexOptions, Snapshot } from '@bakery/core';
+import type { AsyncMutex, Mutex, MutexOptions, Snapshot } from '@bakery/core';
 
 /** Scratch cells (the data the lock protects, plus control flags). */
 export const SCRATCH = {
@@ -67,7 +67,12 @@ export type Workload =
    * `iterations` × (lock, occupancy check, read–yield–write the counter, unlock). `try` takes
    * the lock with tryLock and falls back to lockSync when it fails; `mixed` rotates all three.
    */
-  | { kind: 'count'; iterations: number; mode: 'sync' | 'async' | 'mixed' | 'try' }
+  | {
+      kind: 'count';
+      iterations: number;
+      /** `async-try`: `await tryLock()`, else `await lock()` — the asynchronous subset only. */
+      mode: 'sync' | 'async' | 'mixed' | 'try' | 'async-try';
+    }
   /** Like count (sync), also recording doorway and entry timestamps for the FIFO check. */
   | { kind: 'fifo'; iterations: number }
   /** Acquire, set HELD, wait for RELEASE, release. */
@@ -82,7 +87,13 @@ export type Workload =
    * that time out (sync with timeout 0, async with timeout 1 ms), then set DONE + id and take
    * the lock once for real.
    */
-  | { kind: 'storm'; tries: number; timeouts: number }
+  | {
+      kind: 'storm';
+      tries: number;
+      timeouts: number;
+      /** Only the asynchronous subset: awaited tryLock, lock with 1–4 ms timeouts. */
+      async?: boolean;
+    }
   /**
    * Until STOP is set: lock (alternating lockSync and lock), then a transaction with an undo
    * log — save the old values, PENDING = 1, A += 1 (read–yield–write), B -= 1, COMMITS += 1,
@@ -91,7 +102,12 @@ export type Workload =
    * `markConsistent()`. Reports its phase in PHASE_OF + id (doorway via the trace hooks).
    * `holdMs`: the longest random pause inside the critical section.
    */
-  | { kind: 'fault'; holdMs: number }
+  | {
+      kind: 'fault';
+      holdMs: number;
+      /** Only the asynchronous subset: every acquisition with `await lock()`. */
+      async?: boolean;
+    }
   /**
    * Open the lock, take it if `holding`, then end WITHOUT close(): `'natural'` lets the event
    * loop run dry (report first), `'process.exit'` calls process.exit(0) (no report).
@@ -243,4 +259,32 @@ export interface FeatureOptions {
   factory: ConformanceFactory;
   /** The handoff every participant of this run asks for (the factory passes it on). */
   handoff?: 'strict' | 'batched';
+}
+
+/**
+ * A fresh lock of a backend that offers only the asynchronous subset ({@link AsyncMutex}, e.g.
+ * @bakery/pg): participants are processes, and there are no cells to read or damage.
+ */
+export interface AsyncFixture {
+  /** Open another participant of this lock inside the test process. */
+  open(options?: MutexOptions): Promise<AsyncMutex>;
+  /** As {@link Fixture.run}. */
+  run(count: number, workload: Workload, options?: MutexOptions): Promise<Report[]>;
+  /** As {@link Fixture.start}. */
+  start(count: number, workload: Workload, options?: MutexOptions): Crew;
+  scratchGet(i: number): number;
+  scratchSet(i: number, value: number): void;
+  /** Release every resource. */
+  dispose(): Promise<void>;
+}
+
+/** What a backend that offers only the asynchronous subset hands to {@link asyncSuite}. */
+export interface AsyncConformanceFactory {
+  name: string;
+  /** Participants for the mutual-exclusion cases (≥ 8). */
+  concurrency: number;
+  /** Iterations per participant for the mutual-exclusion cases. */
+  iterations: number;
+  /** Create a fresh lock. */
+  create(): Promise<AsyncFixture>;
 }

@@ -20,6 +20,18 @@
  *   one lock would be unsafe, so it is refused and the lock is left untouched.
  * - `BAKERY_BAD_HANDLE` — a handle, fd or mapping given to `openMutex` is not a bakery lock.
  * - `BAKERY_IO` — an operating-system call failed (the `cause` carries the errno error).
+ * - `BAKERY_LOCK_LOST` — a held lease stopped being the lock (a network backend's session
+ *   ended or its heartbeat deadline passed): `lease.signal` aborts with it and `release()`
+ *   rejects with it. Whatever the critical section was doing is no longer protected.
+ * - `BAKERY_UNSUPPORTED` — the backend cannot offer this call or this server (`lockSync` over a
+ *   network, a PostgreSQL that is too old or a read-only standby).
+ * - `BAKERY_SHARED_SESSION` — the database session is shared with other clients (a
+ *   transaction-pooling proxy such as pgbouncer), so a lock taken in it would not exclude them.
+ * - `BAKERY_NAME_COLLISION` — two lock names map to the same 64-bit key; the one recorded first
+ *   keeps it.
+ * - `BAKERY_NOT_FOUND` — the named lock does not exist (a tool asked to read it without creating it).
+ * - `BAKERY_CONNECTION` — the connection to the database failed or ended (the `cause` carries
+ *   the driver's error).
  */
 export type BakeryErrorCode =
   | 'BAKERY_TIMEOUT'
@@ -35,7 +47,13 @@ export type BakeryErrorCode =
   | 'BAKERY_NATIVE_UNAVAILABLE'
   | 'BAKERY_ACCESS_MISMATCH'
   | 'BAKERY_BAD_HANDLE'
-  | 'BAKERY_IO';
+  | 'BAKERY_IO'
+  | 'BAKERY_LOCK_LOST'
+  | 'BAKERY_UNSUPPORTED'
+  | 'BAKERY_SHARED_SESSION'
+  | 'BAKERY_NAME_COLLISION'
+  | 'BAKERY_NOT_FOUND'
+  | 'BAKERY_CONNECTION';
 
 /** Marks every BakeryError, whichever copy of core made it (see {@link BakeryError}). */
 const BRAND: unique symbol = Symbol.for('@bakery/core.BakeryError');
