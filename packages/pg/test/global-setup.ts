@@ -2,7 +2,6 @@
 // (see scripts/throwaway-server.mjs). Without server binaries the pg tests are skipped with a
 // printed reason — except where BAKERY_REQUIRE_PG=1 (CI), where that is a failure.
 import type { TestProject } from 'vitest/node';
-// @ts-expect-error: a plain .mjs script without types
 import { findPgBin, findPgbouncer, startServer } from '../scripts/throwaway-server.mjs';
 
 declare module 'vitest' {

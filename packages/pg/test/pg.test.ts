@@ -7,7 +7,6 @@ import * as path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject } from 'vitest';
 import { inspectLock, lockKey, openMutex, type PgLease, type PgMutex } from '../dist/index.js';
-// @ts-expect-error: a plain .mjs script without types
 import { freePort } from '../scripts/throwaway-server.mjs';
 import { codeOf, server, sleep, pgTest as test, uniqueName } from './helpers.js';
 
