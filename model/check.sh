@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Model-check model/bakery.pml with spin. Every run below is its own pan verifier.
+# Model-check model/bakery.pml (the bakery) and model/pg.pml (@bakery/pg's state protocol) with spin. Every run below is its own pan verifier.
 #   pass runs: spin must report no error;
 #   fail runs: deliberate bugs and the design-as-first-described variants; spin MUST find the
 #              named error, so this check cannot pass vacuously.
@@ -7,7 +7,6 @@
 # MODEL_JOBS (default: nproc) runs that many verifiers at once.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-model="$here/bakery.pml"
 command -v spin >/dev/null || { echo "check.sh: spin not found (apt-get install -y spin)" >&2; exit 2; }
 command -v gcc >/dev/null || { echo "check.sh: gcc not found" >&2; exit 2; }
 work="$(mktemp -d "${TMPDIR:-/tmp}/bakery-spin.XXXXXX")"
@@ -50,6 +49,11 @@ runs=(
   "described-reap-order#fail:assertion violated \( !\(dirty\)\|\|odf\)#-DN=3 -DCRASH -DMAXCRASH=2 -DNO_WITHDRAW -DSTATIC_HWM -DAS_DESCRIBED_REAP_ORDER#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
   "described-reaper-slot-token#fail:assertion violated dead\[#-DN=3 -DCRASH -DMAXCRASH=3 -DNO_WITHDRAW -DSTATIC_HWM -DAS_DESCRIBED_REAPER_SLOT_TOKEN#-O2 -DSAFETY -DBITSTATE#-m400 -w27"
   "described-no-stepback-reap#fail:acceptance cycle#-DN=3 -DLIVE -DFAIR0 -DCRASH -DCALM -DSTATIC_HWM -DAS_DESCRIBED_NO_STEPBACK_REAP#-O2 -DNFAIR=3 -DBITSTATE#-a -f -m450 -w27 -N nostarve"
+  # --- @bakery/pg's state protocol (model/pg.pml): ownerDied exact, tokens increasing, one
+  #     recorded holder, with sessions ending at every step; and the two ways to get it wrong
+  "pg-state#exhaustive#-DN=3 -DMAXCRASH=2 -DROUNDS=3#-O2 -DSAFETY -DCOLLAPSE#-m2000000 -w24#pg.pml"
+  "bug-pg-unlock-first#fail:assertion violated \(sawHeld==died\)#-DN=3 -DBUG_UNLOCK_FIRST#-O2 -DSAFETY -DCOLLAPSE#-m2000000 -w24#pg.pml"
+  "bug-pg-reuse-aborted#fail:invalid end state#-DN=3 -DBUG_REUSE_ABORTED#-O2 -DSAFETY -DCOLLAPSE#-m2000000 -w24#pg.pml"
 )
 if [ "${MODEL_FULL:-0}" = 1 ]; then
   per_run_timeout="${MODEL_TIMEOUT:-3600}"
@@ -63,12 +67,13 @@ if [ "${MODEL_FULL:-0}" = 1 ]; then
 fi
 
 one() { # $1 = run spec; writes $work/<name>.result
-  local name expect sdefs ccflags panargs d rc t0 t1 out verdict detail
-  IFS='#' read -r name expect sdefs ccflags panargs <<<"$1"
-  d="$work/$name"; mkdir -p "$d"; cp "$model" "$d/"
+  local name expect sdefs ccflags panargs file d rc t0 t1 out verdict detail
+  IFS='#' read -r name expect sdefs ccflags panargs file <<<"$1"
+  file="${file:-bakery.pml}"
+  d="$work/$name"; mkdir -p "$d"; cp "$here/$file" "$d/"
   t0=$(date +%s.%N)
   # shellcheck disable=SC2086
-  if ! (cd "$d" && spin -a $sdefs bakery.pml >spin.log 2>&1 && gcc -w $ccflags -o pan pan.c >cc.log 2>&1); then
+  if ! (cd "$d" && spin -a $sdefs "$file" >spin.log 2>&1 && gcc -w $ccflags -o pan pan.c >cc.log 2>&1); then
     printf '%s\t%s\t%s\t%s\n' FAIL "$name" "could not build the verifier (see spin/gcc output)" 0 >"$work/$name.result"
     cat "$d/spin.log" "$d/cc.log" 2>/dev/null | head -20 >&2
     return
@@ -100,7 +105,7 @@ one() { # $1 = run spec; writes $work/<name>.result
         fi ;;
       fail:*)
         if [ "$errs" != 0 ] && grep -Eq "${expect#fail:}" "$out"; then
-          verdict=ok; detail="caught: $(grep -E 'assertion violated|acceptance cycle' "$out" | head -1 | sed 's/^pan:[0-9]*: //'); $detail"
+          verdict=ok; detail="caught: $(grep -E 'assertion violated|acceptance cycle|invalid end state' "$out" | head -1 | sed 's/^pan:[0-9]*: //'); $detail"
         else
           verdict=FAIL; detail="NOT caught (errors=$errs); $detail"
         fi ;;
