@@ -1,3 +1,3 @@
-import { run } from './run.js';
+import { runAsync } from './run.js';
 
-process.exitCode = run(process.argv.slice(2));
+process.exitCode = await runAsync(process.argv.slice(2));

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BakeryError } from '@bakery/core';
+import { BakeryError, isBakeryError } from '@bakery/core';
+import type { Connection, PgSnapshot } from '@bakery/pg';
 import { lockDir, lockPath, NAME_PATTERN, openMutex, removeMutex } from '@bakery/shm';
 import { CliError } from './errors.js';
 import { fileKind, findProcessLocks, type LockView, type ProcessLock, readLock } from './read.js';
@@ -82,6 +83,78 @@ export function inspectProcess(pid: number): { pid: number; locks: ProcessLock[]
     throw new CliError('BAKERY_NOT_FOUND', `process ${pid} has no bakery lock open`);
   }
   return { pid, locks };
+}
+
+/**
+ * How long {@link inspectPgLock} waits for the PostgreSQL server to accept a connection, in ms;
+ * then `BAKERY_CONNECTION`. A connection refused fails at once.
+ */
+export const PG_CONNECT_TIMEOUT = 10_000;
+
+/** Options of {@link inspectPgLock}. */
+export interface PgInspectOptions {
+  /**
+   * Where the database is: a connection string (`postgresql://user@host:5432/db`; over a unix
+   * socket `postgresql://user@/db?host=/run/postgresql`) or node-postgres client options.
+   * Default: the PG* environment variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD).
+   */
+  connection?: Connection;
+  /** The state table the lock was opened with (default `bakery_locks`; may be `schema.table`). */
+  table?: string;
+}
+
+/** A @bakery/pg lock as {@link inspectPgLock} reads it: its snapshot and the state table read. */
+export type PgLockView = PgSnapshot & {
+  /** The state table, as given (default `bakery_locks`). */
+  table: string;
+};
+
+/**
+ * A @bakery/pg lock's state, read without taking part: `inspectLock` of `@bakery/pg` (the state
+ * row — fencing token, held, consistent or not recoverable, recorded holder — and, from the
+ * server's `pg_locks`, the session holding the advisory lock and the waiting ones in grant
+ * order). It opens one session of its own for the reads and creates nothing. `@bakery/pg` is
+ * loaded only when this is called.
+ *
+ * Errors: `BAKERY_NOT_FOUND` (no state table, or no row for the name: never opened in this
+ * database), `BAKERY_BAD_NAME`, `BAKERY_INVALID_ARGUMENT` (a bad table name),
+ * `BAKERY_NAME_COLLISION` (the name's key belongs to another name), `BAKERY_CONNECTION` (the
+ * server cannot be reached within {@link PG_CONNECT_TIMEOUT} ms, or the session ended),
+ * `BAKERY_UNSUPPORTED` (a server older than 14, or a standby), `BAKERY_PERMISSION` (the role may
+ * not read the state table), `BAKERY_IO` (any other server error).
+ *
+ * @example
+ * ```ts
+ * import { inspectPgLock } from '@bakery/cli';
+ * const lock = await inspectPgLock('nightly-report', { connection: process.env.DATABASE_URL });
+ * console.log(`token ${lock.fencingToken}, holder ${lock.holder?.pid ?? 'none'}, ${lock.waiters.length} waiting`);
+ * ```
+ */
+export async function inspectPgLock(
+  name: string,
+  options: PgInspectOptions = {},
+): Promise<PgLockView> {
+  const pg = await import('@bakery/pg');
+  const c = options.connection;
+  // A server that never answers (a dropped SYN, a frozen host) must not hang the command.
+  const connection: Connection =
+    typeof c === 'string'
+      ? { connectionString: c, connectionTimeoutMillis: PG_CONNECT_TIMEOUT }
+      : { connectionTimeoutMillis: PG_CONNECT_TIMEOUT, ...c };
+  try {
+    const snapshot = await pg.inspectLock(name, { connection, table: options.table });
+    return { ...snapshot, table: options.table ?? pg.DEFAULT_TABLE };
+  } catch (err) {
+    if (isBakeryError(err) || (err as { code?: unknown })?.code === 'BAKERY_INVALID_ARGUMENT')
+      throw err;
+    // A server error of a read (node-postgres's, with its SQLSTATE), or a socket error.
+    const state = (err as { code?: unknown })?.code;
+    const sqlState = typeof state === 'string' && /^[0-9A-Z]{5}$/.test(state) ? state : undefined;
+    const why = `cannot read lock ${JSON.stringify(name)}${sqlState ? ` (SQLSTATE ${sqlState})` : ''}: ${(err as Error)?.message ?? String(err)}`;
+    if (sqlState === '42501') throw new CliError('BAKERY_PERMISSION', why, { cause: err });
+    const gone = sqlState === undefined || sqlState.startsWith('08') || sqlState.startsWith('57P');
+    throw new BakeryError(gone ? 'BAKERY_CONNECTION' : 'BAKERY_IO', why, { cause: err });
+  }
 }
 
 /**

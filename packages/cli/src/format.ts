@@ -1,4 +1,5 @@
-import type { ListEntry } from './commands.js';
+import type { PgParticipant } from '@bakery/pg';
+import type { ListEntry, PgLockView } from './commands.js';
 import type { LockView, ProcessLock } from './read.js';
 
 function table(rows: string[][]): string {
@@ -150,4 +151,68 @@ export function formatProcess(pid: number, locks: ProcessLock[]): string {
       ),
     )
     .join('\n\n');
+}
+
+const when = (d: Date | null) => (d === null ? '-' : d.toISOString());
+
+/** Where a session connects from: its client address, or the unix socket. */
+const address = (p: PgParticipant) => p.clientAddr ?? 'unix socket';
+
+function pgHolderText(v: PgLockView): string {
+  const h = v.holder;
+  if (h === null) {
+    if (!v.held) return 'none';
+    return `none — the state row still records ${v.recordedHolder ?? 'a holder'} (since ${when(v.acquiredAt)}), but no session holds the advisory lock: it ended without releasing, and the next acquirer gets lease.ownerDied`;
+  }
+  const who = `pid ${h.pid} · ${address(h)} · application_name ${JSON.stringify(h.applicationName ?? '')}`;
+  if (!v.held) {
+    return `${who} — the state row records no holder: it is acquiring or releasing right now, or the session took advisory lock ${v.key} outside bakery`;
+  }
+  return `${who} · since ${when(v.acquiredAt)}`;
+}
+
+/**
+ * Human-readable text of `bakery inspect --pg`: a @bakery/pg lock's state row (fencing token,
+ * held, consistent or not recoverable, recorded holder) and the server's queue (the session
+ * holding the advisory lock, then the waiting ones in the order the server grants them).
+ */
+export function formatPgLock(v: PgLockView): string {
+  const { classid, objid } = pgKeyParts(v.key);
+  const held = v.held ? `yes (recorded holder: ${v.recordedHolder ?? 'none named'})` : 'no';
+  const state =
+    v.state === 'consistent'
+      ? 'consistent'
+      : 'NOT RECOVERABLE — every acquirer gets BAKERY_NOT_RECOVERABLE; repair the data, then call mutex.markConsistent() of @bakery/pg';
+  const waiters = `${v.waiters.length}${v.waiters.length > 0 ? ' (in the order the server grants them)' : ''}`;
+  const lines = [
+    `lock ${v.name} (PostgreSQL, table ${v.table})`,
+    ...[
+      ['key', `${v.key} (pg_locks advisory classid ${classid}, objid ${objid})`],
+      ['fencing token', String(v.fencingToken)],
+      ['held', held],
+      ['state', state],
+      ['holder', pgHolderText(v)],
+      ['waiters', waiters],
+    ].map(([label, value]) => `  ${label!.padEnd(15)}${value}`),
+  ];
+  if (v.waiters.length > 0) {
+    const rows = [['#', 'pid', 'address', 'application_name', 'waiting since']];
+    v.waiters.forEach((w, i) => {
+      rows.push([
+        String(i + 1),
+        String(w.pid),
+        address(w),
+        w.applicationName ?? '-',
+        when(w.waitStart),
+      ]);
+    });
+    lines.push('', table(rows).replace(/^/gm, '  '));
+  }
+  return lines.join('\n');
+}
+
+/** The key as pg_locks shows it (as `keyParts` of @bakery/pg, which is not loaded here). */
+function pgKeyParts(key: bigint): { classid: number; objid: number } {
+  const u = BigInt.asUintN(64, key);
+  return { classid: Number(u >> 32n), objid: Number(u & 0xffffffffn) };
 }

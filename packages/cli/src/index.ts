@@ -1,6 +1,7 @@
 export {
   type DirOptions,
   inspectLock,
+  inspectPgLock,
   inspectProcess,
   type ListEntry,
   listLocks,
@@ -9,13 +10,16 @@ export {
   type MarkConsistentResult,
   markConsistentLock,
   type Participant,
+  PG_CONNECT_TIMEOUT,
+  type PgInspectOptions,
+  type PgLockView,
   type RemoveLockOptions,
   type RemoveResult,
   reapLock,
   removeLock,
 } from './commands.js';
 export { CliError, type CliErrorCode, codeOf, EXIT, exitCodeFor } from './errors.js';
-export { formatList, formatLock, formatProcess, ownerDiedText } from './format.js';
+export { formatList, formatLock, formatPgLock, formatProcess, ownerDiedText } from './format.js';
 export {
   fileKind,
   findProcessLocks,
@@ -27,4 +31,4 @@ export {
   type SlotView,
   viewOf,
 } from './read.js';
-export { HELP, type Io, run, VERSION } from './run.js';
+export { HELP, type Io, run, runAsync, VERSION } from './run.js';

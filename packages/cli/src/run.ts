@@ -1,15 +1,18 @@
 import { parseArgs } from 'node:util';
+import { BakeryError } from '@bakery/core';
 import {
   inspectLock,
+  inspectPgLock,
   inspectProcess,
   listLocks,
   MARK_CONSISTENT_TIMEOUT,
   markConsistentLock,
+  PG_CONNECT_TIMEOUT,
   reapLock,
   removeLock,
 } from './commands.js';
 import { CliError, codeOf, EXIT, exitCodeFor } from './errors.js';
-import { formatList, formatLock, formatProcess } from './format.js';
+import { formatList, formatLock, formatPgLock, formatProcess } from './format.js';
 
 /** Where {@link run} writes; defaults to the process's stdout and stderr. */
 export interface Io {
@@ -31,6 +34,8 @@ commands:
   ls                   list the named locks in the shm directory
   inspect <name>       show a named lock: holder, slots, owners and whether they live
   inspect --pid <pid>  show the memfd (@bakery/mmap) and named locks a process has open
+  inspect --pg <url> <name>
+                       show a @bakery/pg lock: fencing token, state, holder session, waiters
   reap <name>          free the slots of dead owners now (a dead holder's lock is handed on)
   mark-consistent <name>
                        clear a poisoned (NOT RECOVERABLE) lock once its data is repaired
@@ -39,7 +44,8 @@ commands:
 
 Every command takes --json and --help. Exit codes: 0 ok, 1 failure, 2 usage, 3 not found,
 4 not a bakery lock, 5 permission denied / another user's, 6 no free slot (reap,
-mark-consistent), 7 timed out (mark-consistent), 8 in use (rm without --force).`,
+mark-consistent), 7 timed out (mark-consistent), 8 in use (rm without --force); an unreachable
+PostgreSQL server (inspect --pg) is 1, BAKERY_CONNECTION.`,
   ls: `usage: bakery ls [--dir DIR] [--json]
 
 List the named locks (files bakery.<name>) in the shm directory: name, access (mapped or
@@ -52,6 +58,7 @@ ${DIR}
 ${COMMON}`,
   inspect: `usage: bakery inspect <name> [--dir DIR] [--json]
        bakery inspect --pid <pid> [--json]
+       bakery inspect --pg <url> <name> [--table T] [--json]
 
 Show a lock's header (layout, capacity, colour, access, holder, owner-died flag, acquisitions,
 largest ticket) and every claimed slot: owner pid and thread, alive?, choosing, ticket, colour,
@@ -67,8 +74,22 @@ writes is shown as stored and flagged OUT OF RANGE (JSON: raw, outOfRange).
 With --pid, finds the locks process <pid> has open through /proc/<pid>/fd — an @bakery/mmap
 memfd ("memfd:bakery") or a named lock file — and shows each.
 
+With --pg, reads the @bakery/pg lock <name> on that PostgreSQL server: its key, fencing token
+(the last one handed out), held, state (consistent, or NOT RECOVERABLE), the session holding it
+(server pid, client address, application_name, since when) and the sessions waiting, in the
+order the server will grant them (pg_locks). Opens one session for the reads; creates nothing,
+takes nothing. No state table or no row for <name> (never opened there) is exit 3; a server
+that cannot be reached within ${PG_CONNECT_TIMEOUT / 1000} s is exit 1, BAKERY_CONNECTION. In JSON the
+bigints (key, fencingToken) are strings.
+
   --pid PID      inspect the locks of this process instead of a named lock
 ${DIR}
+  --pg URL       inspect a @bakery/pg lock on this server: a connection string such as
+                 postgresql://user@host:5432/db, or over a unix socket
+                 postgresql://user@/db?host=/run/postgresql. --pg= (empty) takes it from
+                 $BAKERY_PG_URL, else the PG* variables (PGHOST, PGUSER, …): either keeps a
+                 password out of the process list
+  --table T      the state table of the --pg lock (default bakery_locks; schema.table allowed)
 ${COMMON}`,
   reap: `usage: bakery reap <name> [--dir DIR] [--json]
 
@@ -119,9 +140,17 @@ function oneName(command: string, positionals: string[]): string {
   return positionals[0]!;
 }
 
+/** What a command printed: its JSON data and its text. */
+interface Output {
+  data: unknown;
+  text: string;
+}
+
 /**
  * Run the `bakery` command line `argv` (without `node` and the script). Returns the exit code;
- * never throws and never calls `process.exit`, so it can run inside tests.
+ * never throws and never calls `process.exit`, so it can run inside tests. Synchronous: the one
+ * command that reads over the network, `inspect --pg`, is exit 1 `BAKERY_UNSUPPORTED` here (it
+ * connects nothing) — use {@link runAsync} for it.
  *
  * @example
  * ```ts
@@ -132,108 +161,175 @@ function oneName(command: string, positionals: string[]): string {
 export function run(argv: string[], io: Io = defaultIo): number {
   const json = argv.includes('--json');
   try {
-    const [command = '', ...rest] = argv;
-    if (command === '' || command === '--help' || command === '-h') {
-      io.out(HELP['']!);
-      return command === '' ? EXIT.USAGE : EXIT.OK;
+    const r = begin(argv, io, json);
+    if (typeof r === 'function') {
+      throw new BakeryError(
+        'BAKERY_UNSUPPORTED',
+        'bakery inspect --pg reads over the network and cannot run synchronously: call runAsync() (the bakery executable does)',
+      );
     }
-    if (command === 'help') {
-      const topic = rest.find((a) => !a.startsWith('-')) ?? '';
-      const text = HELP[topic];
-      if (text === undefined) throw usage(`no such command: ${topic}`);
-      io.out(text);
-      return EXIT.OK;
-    }
-    if (command === '--version') {
-      io.out(VERSION);
-      return EXIT.OK;
-    }
-    if (HELP[command] === undefined || command === '') throw usage(`no such command: ${command}`);
-    let parsed: ReturnType<typeof parse>;
-    try {
-      parsed = parse(rest);
-    } catch (err) {
-      throw usage((err as Error).message);
-    }
-    const { values: v, positionals } = parsed;
-    if (v.help) {
-      io.out(HELP[command]!);
-      return EXIT.OK;
-    }
-    const allowed: Record<string, string[]> = {
-      ls: ['dir'],
-      inspect: ['dir', 'pid'],
-      reap: ['dir'],
-      'mark-consistent': ['dir', 'timeout'],
-      rm: ['dir', 'force'],
-    };
-    for (const k of Object.keys(v)) {
-      if (k !== 'json' && k !== 'help' && !allowed[command]!.includes(k)) {
-        throw usage(`bakery ${command} does not take --${k}`);
-      }
-    }
-    const dir = v.dir;
-    let data: unknown;
-    let text: string;
-    switch (command) {
-      case 'ls': {
-        if (positionals.length > 0) throw usage('bakery ls takes no arguments');
-        const r = listLocks({ dir });
-        data = r;
-        text = formatList(r.dir, r.locks);
-        break;
-      }
-      case 'inspect': {
-        if (v.pid !== undefined) {
-          if (positionals.length > 0) throw usage('bakery inspect takes a name or --pid, not both');
-          if (!/^[1-9]\d*$/.test(v.pid)) throw usage(`--pid needs a process id, got ${v.pid}`);
-          const r = inspectProcess(Number(v.pid));
-          data = r;
-          text = formatProcess(r.pid, r.locks);
-        } else {
-          const r = inspectLock(oneName(command, positionals), { dir });
-          data = r;
-          text = formatLock(`lock ${r.name} (${r.path})`, r, r.name);
-        }
-        break;
-      }
-      case 'reap': {
-        const r = reapLock(oneName(command, positionals), { dir });
-        data = r;
-        text = `reaped ${r.reaped} dead owner${r.reaped === 1 ? '' : 's'}\n\n${formatLock(`lock ${r.name} (${r.path})`, r, r.name)}`;
-        break;
-      }
-      case 'mark-consistent': {
-        let timeout: number | undefined;
-        if (v.timeout !== undefined) {
-          if (!/^\d+$/.test(v.timeout))
-            throw usage(`--timeout needs a number of milliseconds, got ${v.timeout}`);
-          timeout = Number(v.timeout);
-        }
-        const r = markConsistentLock(oneName(command, positionals), { dir, timeout });
-        data = r;
-        text = r.cleared
-          ? `lock ${r.name} was ${r.was === 'owner-died' ? 'flagged owner-died' : 'poisoned (NOT RECOVERABLE)'}; it is marked consistent now, and the next acquirer takes it normally`
-          : `lock ${r.name}: nothing to clear (it was consistent)`;
-        break;
-      }
-      default: {
-        const r = removeLock(oneName(command, positionals), { dir, force: v.force });
-        data = r;
-        text = r.removed ? `removed ${r.path}` : `no lock at ${r.path}`;
-        if (!json) for (const w of r.warnings) io.err(`bakery: warning: ${w}`);
-        break;
-      }
-    }
-    io.out(json ? JSON.stringify(data, null, 2) : text);
-    return EXIT.OK;
+    return typeof r === 'number' ? r : print(r, json, io);
   } catch (err) {
-    const code = codeOf(err);
-    const message = (err as Error)?.message ?? String(err);
-    if (json) io.err(JSON.stringify({ error: { code, message } }));
-    else io.err(`bakery: ${message} [${code}]`);
-    return exitCodeFor(err);
+    return fail(err, json, io);
   }
+}
+
+/**
+ * {@link run}, for every command including `inspect --pg` (a @bakery/pg lock, read over the
+ * network): resolves with the exit code, never rejects. The other commands run synchronously
+ * inside it, exactly as in `run`. The `bakery` executable calls this.
+ *
+ * @example
+ * ```ts
+ * import { runAsync } from '@bakery/cli';
+ * process.exitCode = await runAsync(['inspect', '--pg', process.env.DATABASE_URL!, 'nightly-report']);
+ * ```
+ */
+export async function runAsync(argv: string[], io: Io = defaultIo): Promise<number> {
+  const json = argv.includes('--json');
+  try {
+    let r = begin(argv, io, json);
+    if (typeof r === 'function') r = await r();
+    return typeof r === 'number' ? r : print(r, json, io);
+  } catch (err) {
+    return fail(err, json, io);
+  }
+}
+
+/** Bigints (a @bakery/pg lock's key and fencing token) as decimal strings. */
+const bigintsAsStrings = (_key: string, value: unknown) =>
+  typeof value === 'bigint' ? value.toString() : value;
+
+function print(r: Output, json: boolean, io: Io): number {
+  io.out(json ? JSON.stringify(r.data, bigintsAsStrings, 2) : r.text);
+  return EXIT.OK;
+}
+
+function fail(err: unknown, json: boolean, io: Io): number {
+  const code = codeOf(err);
+  const message = (err as Error)?.message ?? String(err);
+  if (json) io.err(JSON.stringify({ error: { code, message } }));
+  else io.err(`bakery: ${message} [${code}]`);
+  return exitCodeFor(err);
+}
+
+/**
+ * Parse `argv` and run the command: an exit code when it printed already (help, version), its
+ * output, or — for `inspect --pg` — a function that reads and resolves with the output.
+ */
+function begin(argv: string[], io: Io, json: boolean): number | Output | (() => Promise<Output>) {
+  const [command = '', ...rest] = argv;
+  if (command === '' || command === '--help' || command === '-h') {
+    io.out(HELP['']!);
+    return command === '' ? EXIT.USAGE : EXIT.OK;
+  }
+  if (command === 'help') {
+    const topic = rest.find((a) => !a.startsWith('-')) ?? '';
+    const text = HELP[topic];
+    if (text === undefined) throw usage(`no such command: ${topic}`);
+    io.out(text);
+    return EXIT.OK;
+  }
+  if (command === '--version') {
+    io.out(VERSION);
+    return EXIT.OK;
+  }
+  if (HELP[command] === undefined || command === '') throw usage(`no such command: ${command}`);
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(rest);
+  } catch (err) {
+    throw usage((err as Error).message);
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help) {
+    io.out(HELP[command]!);
+    return EXIT.OK;
+  }
+  const allowed: Record<string, string[]> = {
+    ls: ['dir'],
+    inspect: ['dir', 'pid', 'pg', 'table'],
+    reap: ['dir'],
+    'mark-consistent': ['dir', 'timeout'],
+    rm: ['dir', 'force'],
+  };
+  for (const k of Object.keys(v)) {
+    if (k !== 'json' && k !== 'help' && !allowed[command]!.includes(k)) {
+      throw usage(`bakery ${command} does not take --${k}`);
+    }
+  }
+  const dir = v.dir;
+  let data: unknown;
+  let text: string;
+  switch (command) {
+    case 'ls': {
+      if (positionals.length > 0) throw usage('bakery ls takes no arguments');
+      const r = listLocks({ dir });
+      data = r;
+      text = formatList(r.dir, r.locks);
+      break;
+    }
+    case 'inspect': {
+      if (v.pg !== undefined) {
+        if (v.pid !== undefined || dir !== undefined) {
+          throw usage(`bakery inspect --pg does not take --${v.pid !== undefined ? 'pid' : 'dir'}`);
+        }
+        if (positionals.length === 0) {
+          throw usage(
+            `bakery inspect --pg takes a connection URL and a lock name: bakery inspect --pg URL <name> (--pg= for $BAKERY_PG_URL); got --pg ${JSON.stringify(v.pg)} and no name`,
+          );
+        }
+        const name = oneName(command, positionals);
+        // --pg= (empty): $BAKERY_PG_URL, else node-postgres's defaults (the PG* variables).
+        const connection = v.pg !== '' ? v.pg : process.env.BAKERY_PG_URL || undefined;
+        return async () => {
+          const r = await inspectPgLock(name, { connection, table: v.table });
+          return { data: r, text: formatPgLock(r) };
+        };
+      }
+      if (v.table !== undefined) throw usage('--table goes with --pg (a @bakery/pg lock)');
+      if (v.pid !== undefined) {
+        if (positionals.length > 0) throw usage('bakery inspect takes a name or --pid, not both');
+        if (!/^[1-9]\d*$/.test(v.pid)) throw usage(`--pid needs a process id, got ${v.pid}`);
+        const r = inspectProcess(Number(v.pid));
+        data = r;
+        text = formatProcess(r.pid, r.locks);
+      } else {
+        const r = inspectLock(oneName(command, positionals), { dir });
+        data = r;
+        text = formatLock(`lock ${r.name} (${r.path})`, r, r.name);
+      }
+      break;
+    }
+    case 'reap': {
+      const r = reapLock(oneName(command, positionals), { dir });
+      data = r;
+      text = `reaped ${r.reaped} dead owner${r.reaped === 1 ? '' : 's'}\n\n${formatLock(`lock ${r.name} (${r.path})`, r, r.name)}`;
+      break;
+    }
+    case 'mark-consistent': {
+      let timeout: number | undefined;
+      if (v.timeout !== undefined) {
+        if (!/^\d+$/.test(v.timeout))
+          throw usage(`--timeout needs a number of milliseconds, got ${v.timeout}`);
+        timeout = Number(v.timeout);
+      }
+      const r = markConsistentLock(oneName(command, positionals), { dir, timeout });
+      data = r;
+      text = r.cleared
+        ? `lock ${r.name} was ${r.was === 'owner-died' ? 'flagged owner-died' : 'poisoned (NOT RECOVERABLE)'}; it is marked consistent now, and the next acquirer takes it normally`
+        : `lock ${r.name}: nothing to clear (it was consistent)`;
+      break;
+    }
+    default: {
+      const r = removeLock(oneName(command, positionals), { dir, force: v.force });
+      data = r;
+      text = r.removed ? `removed ${r.path}` : `no lock at ${r.path}`;
+      if (!json) for (const w of r.warnings) io.err(`bakery: warning: ${w}`);
+      break;
+    }
+  }
+  return { data, text };
 }
 
 function parse(args: string[]) {
@@ -248,6 +344,8 @@ function parse(args: string[]) {
       pid: { type: 'string' },
       force: { type: 'boolean', short: 'f' },
       timeout: { type: 'string' },
+      pg: { type: 'string' },
+      table: { type: 'string' },
     },
   });
 }
