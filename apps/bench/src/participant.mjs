@@ -1,13 +1,17 @@
 // Entry of every Node participant that is not the parent: a forked child process (mmap, shm,
-// proper-lockfile) or a worker thread (sab). One pool serves every P and every run:
-//   { type: 'open', p, locks } open P's locks (the first P members only)  → 'opened'
+// proper-lockfile, the PostgreSQL rows) or a worker thread (sab). One pool serves every P and
+// every run:
+//   { type: 'open', p, locks, peers }
+//                              open P's locks and peers (the first P members) → 'opened'
 //   { type: 'round', ... }     arm: block on the GO cell until the parent releases everyone at
 //                              once, run the window                        → 'armed', 'result'
 //   { type: 'exit' }           close everything and leave
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { lockKey, SUBJECTS } from './subjects.mjs';
 import {
+  advisoryLockSubject,
   bakerySubject,
+  callProbe,
   doorwayProbe,
   GO,
   mapCounter,
@@ -27,12 +31,21 @@ const spin = process.env.BENCH_SPIN ? { spin: Number(process.env.BENCH_SPIN) } :
 
 /**
  * Open this P's locks (`msg.locks`: one per lockKey, see locksOf) and build its subjects: each of
- * ours over the lock of its key, with a doorway probe of its own (entries while waiting).
+ * ours over the lock of its key, with a doorway probe of its own (entries while waiting); the
+ * PostgreSQL ones count from the call instead (callProbe), as do their peers (`msg.peers`:
+ * `{ id: { url, name } }`, advisory-lock over each transport).
  */
 async function open(msg) {
   const mutexes = {};
   const probes = {};
   for (const lock of msg.locks) {
+    if (lock.backend === 'pg') {
+      // Its own session per participant; trace and spin would be accepted and ignored.
+      mutexes[lock.key] = await (await import('@bakery/pg')).openMutex(lock.name, {
+        connection: lock.url,
+      });
+      continue;
+    }
     const probe = doorwayProbe(counter);
     const options = { ...lock.options, ...spin, ...probe.options };
     let mutex;
@@ -58,19 +71,21 @@ async function open(msg) {
   }
   const kind = isMainThread ? 'procs' : 'threads';
   const subjects = Object.fromEntries(
-    SUBJECTS.filter((s) => s.ours && s.kind === kind && mutexes[lockKey(s)]).map((s) => [
-      s.id,
-      bakerySubject(mutexes[lockKey(s)], s.mode, probes[lockKey(s)]),
-    ]),
+    SUBJECTS.filter((s) => s.ours && s.kind === kind && mutexes[lockKey(s)]).map((s) => {
+      const subject = bakerySubject(mutexes[lockKey(s)], s.mode, probes[lockKey(s)]);
+      return [s.id, s.entries === 'call' ? callProbe(counter, subject) : subject];
+    }),
   );
   if (isMainThread) {
     subjects['proper-lockfile'] = await properLockfileSubject(process.env.BENCH_LOCKFILE);
   }
+  for (const [id, { url, name }] of Object.entries(msg.peers ?? {})) {
+    subjects[id] = callProbe(counter, await advisoryLockSubject(url, name));
+  }
   byP.set(msg.p, {
     subjects,
-    close: () => {
-      for (const mutex of Object.values(mutexes)) mutex.close();
-    },
+    // PgMutex.close() ends its session (awaited, so the server sees a clean exit).
+    close: () => Promise.all(Object.values(mutexes).map((mutex) => mutex.close())),
   });
 }
 
@@ -96,7 +111,7 @@ async function onMessage(msg) {
     const result = await runRound(subject, { counter, ...msg, startAt: startAt[0] });
     await send({ type: 'result', ...result });
   } else if (msg.type === 'exit') {
-    for (const x of byP.values()) x.close();
+    await Promise.all([...byP.values()].map((x) => x.close()));
     if (isMainThread) process.disconnect();
     else parentPort.close();
   }

@@ -1,5 +1,5 @@
-// The outputs: markdown tables (detail and summary), the targets of issues 7, 12 and 15 as
-// ratios from the same run, and an SVG chart (acquisitions/s vs P, log scales; Jain's fairness
+// The outputs: markdown tables (detail and summary; the PostgreSQL rows against their peer), the
+// targets of issues 7, 12 and 15 as ratios from the same run, and an SVG chart (acquisitions/s vs P, log scales; Jain's fairness
 // vs P).
 import { DEFAULT_MAX_BATCH, KIND_NAMES, SUBJECTS } from './subjects.mjs';
 
@@ -20,15 +20,21 @@ export const fmtNs = (ns) => {
 const fmtCpu = (x) => (Number.isFinite(x) ? (x >= 0.01 ? x.toFixed(3) : x.toPrecision(2)) : '–');
 const fmtRatio = (x) =>
   Number.isFinite(x) ? (x >= 10 ? x.toFixed(0) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)) : '–';
-const fmtEntries = (e) =>
-  e ? `${fmtInt(e.max)} / ${fmtInt(e.bound)}${e.over ? ' ⚠ over' : ''}` : '–';
+const fmtEntries = (e) => {
+  if (!e) return '–';
+  if (e.from === 'call') return `${fmtInt(e.max)} from the call`;
+  return `${fmtInt(e.max)} / ${fmtInt(e.bound)}${e.over ? ' ⚠ over' : ''}`;
+};
+/** The uncontended figure, marked when it is wall time (a lock in a server) rather than CPU. */
+const fmtUnc = (r) => `${fmtNs(r.uncontendedNs)}${r.uncontendedClock === 'wall' ? ' wall' : ''}`;
 
 /** The peers each of our subjects is compared with at the same P: the strict-FIFO limit and the
  * barging lock people use (`multiprocessing.Lock`). */
 export const PEERS = { 'c-fifo': 'C FIFO', mplock: 'mplock' };
 
 /**
- * Adds to every subject's row `vs`: for each peer of PEERS measured at the same P, this subject's
+ * Adds to every subject's row `vs`: for each peer of PEERS and for the subject's own `peer` (the
+ * PostgreSQL rows: advisory-lock over the same transport) measured at the same P, this subject's
  * acquisitions/s (`rate`) and CPU per acquisition (`cpu`) as multiples of the peer's. Rows of a
  * re-rendered run (`--from`) get them recomputed.
  */
@@ -40,7 +46,7 @@ export function compare(results, meta) {
       const x = r.byP[p];
       if (!x) continue;
       x.vs = {};
-      for (const peer of Object.keys(PEERS)) {
+      for (const peer of [...Object.keys(PEERS), ...(s.peer ? [s.peer] : [])]) {
         const y = results[peer]?.byP?.[p];
         if (!y || peer === s.id) continue;
         x.vs[peer] = { rate: x.rate / y.rate, cpu: x.cpuPer1k / y.cpuPer1k };
@@ -57,6 +63,9 @@ export function caption(meta) {
     ` · load average at start ${m.loadavg.map((x) => x.toFixed(2)).join(' / ')}` +
     ` · ${meta.mode} run: window ${meta.windowMs} ms after ${meta.warmupMs} ms of warm-up (recipe ${meta.recipeWindowMs} ms),` +
     ` median of ${meta.runs} run${meta.runs > 1 ? 's' : ''}, critical section ≈ ${meta.workUs} µs` +
+    (meta.pg
+      ? ` · PostgreSQL rows: ${meta.pg.version ?? 'server'} (${meta.pg.server}), window ${Math.max(meta.windowMs, meta.pgWindowMs)} ms, P ≤ 16`
+      : '') +
     (meta.cFifo
       ? ` · c-fifo built by ${meta.cFifo.compiler} ${meta.cFifo.flags}, spin ${meta.cFifo.spin}`
       : '')
@@ -112,7 +121,7 @@ export function detailTable(results, meta) {
         p,
         fmtRate(x.rate),
         ...vs('rate'),
-        p === 1 ? fmtNs(r.uncontendedNs) : '',
+        p === 1 ? fmtUnc(r) : '',
         `${fmtInt(x.min)} / ${fmtInt(x.max)}`,
         Number.isFinite(x.jain) ? x.jain.toFixed(3) : '–',
         fmtNs(x.p50),
@@ -126,6 +135,48 @@ export function detailTable(results, meta) {
     }
   }
   return lines.join('\n');
+}
+
+/**
+ * The PostgreSQL rows against their peer, one line per transport and P: @bakery/pg and
+ * advisory-lock on the same server in the same run. Empty when neither was measured.
+ */
+export function pgTable(results, meta) {
+  const rows = SUBJECTS.filter((s) => s.group === 'pg' && s.peer);
+  const lines = [
+    '| PostgreSQL | P | bakery pg acq/s | advisory-lock acq/s | × advisory-lock | wait p50 / p99 bakery pg | wait p50 / p99 advisory-lock | CPU ms / acq bakery pg (clients + server) | CPU ms / acq advisory-lock (clients + server) | CPU/acq × advisory-lock | Jain bakery pg / advisory-lock | entries while waiting from the call, max: bakery pg / advisory-lock |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  let any = false;
+  const ms = (x, key) => fmtCpu(x?.[key]); // s per 1k acquisitions = ms per acquisition
+  const cpu = (x) =>
+    x && Number.isFinite(x.serverCpuPer1k)
+      ? `${ms(x, 'cpuPer1k')} (${ms(x, 'clientCpuPer1k')} + ${ms(x, 'serverCpuPer1k')})`
+      : `${ms(x, 'cpuPer1k')} (clients only)`;
+  for (const s of rows) {
+    const [a, b] = [results[s.id], results[s.peer]];
+    if (!a && !b) continue;
+    const over = s.transport === 'socket' ? 'unix socket' : 'TCP';
+    for (const why of [a?.skipped, b?.skipped].filter(Boolean)) {
+      any = true;
+      lines.push(`| ${over} | – | skipped: ${why} |||||||||||`);
+    }
+    if (a?.skipped || b?.skipped) continue;
+    for (const p of meta.procs) {
+      const [x, y] = [a?.byP?.[p], b?.byP?.[p]];
+      if (!x && !y) continue;
+      any = true;
+      const waits = (z) => (z ? `${fmtNs(z.p50)} / ${fmtNs(z.p99)}` : '–');
+      const jainOf = (z) => (Number.isFinite(z?.jain) ? z.jain.toFixed(3) : '–');
+      const ew = (z) => fmtInt(z?.entriesWhileWaiting?.max);
+      lines.push(
+        `| ${over} | ${p} | ${fmtRate(x?.rate)} | ${fmtRate(y?.rate)} | ${fmtRatio(x?.vs?.[s.peer]?.rate)} | ` +
+          `${waits(x)} | ${waits(y)} | ${cpu(x)} | ${cpu(y)} | ${fmtRatio(x?.vs?.[s.peer]?.cpu)} | ` +
+          `${jainOf(x)} / ${jainOf(y)} | ${ew(x)} / ${ew(y)} |`,
+      );
+    }
+  }
+  return any ? lines.join('\n') : '';
 }
 
 /** One row per subject: uncontended ns, acquisitions/s per P, fairness at the largest P. */
@@ -152,7 +203,7 @@ export function summaryTable(results, meta) {
     }
     const lost = meta.procs.reduce((a, p) => a + (r.byP[p]?.lost ?? 0), 0);
     lines.push(
-      `| ${s.label} | ${fmtNs(r.uncontendedNs)} | ${meta.procs.map((p) => fmtRate(r.byP[p]?.rate)).join(' | ')} | ` +
+      `| ${s.label} | ${fmtUnc(r)} | ${meta.procs.map((p) => fmtRate(r.byP[p]?.rate)).join(' | ')} | ` +
         `${Object.keys(PEERS)
           .map((peer) => fmtRatio(r.byP[top]?.vs?.[peer]?.rate))
           .join(' | ')} | ` +
@@ -417,12 +468,17 @@ const COLOURS = {
   'shm-sync-batched': '#74c476',
   'async-mutex': '#17becf',
   recipe: '#7f7f7f',
+  'pg-socket': '#e377c2',
+  'pg-tcp': '#f7b6d2',
+  'advisory-lock-socket': '#7b4173',
+  'advisory-lock-tcp': '#ce6dbd',
 };
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 export function svgChart(results, meta) {
   const W = 1180;
-  const H = 540;
+  // Tall enough for the legend (a row per subject, then three lines of notes) and the footer.
+  const H = Math.max(540, 90 + SUBJECTS.filter((s) => results[s.id]).length * 20 + 80);
   const plots = [
     { x: 70, y: 80, w: 470, h: 380, title: 'acquisitions/s (log scale)', key: 'rate', log: true },
     { x: 610, y: 80, w: 230, h: 380, title: "Jain's fairness index", key: 'jain', log: false },

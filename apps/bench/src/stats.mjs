@@ -64,13 +64,17 @@ export function work(us) {
  * Uncontended cost of one lock+unlock in ns: median of 5 timed batches within ~budgetMs.
  * Timed in CPU time (user + system of this process), not wall time: on a shared machine a
  * descheduled loop would otherwise charge other tenants' time to the lock. Nothing else runs
- * in this process meanwhile, so for an idle machine the two agree.
+ * in this process meanwhile, so for an idle machine the two agree. `clock: 'wall'` for a lock
+ * in a server (PostgreSQL): its cost is the round trips this process waits through, not its CPU.
  */
-export async function timePairs(pair, isAsync, budgetMs) {
-  const cpuNow = () => {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1000; // ms
-  };
+export async function timePairs(pair, isAsync, budgetMs, clock = 'cpu') {
+  const now =
+    clock === 'wall'
+      ? () => performance.now()
+      : () => {
+          const u = process.cpuUsage();
+          return (u.user + u.system) / 1000; // ms
+        };
   // Warm up (JIT) and size the batch so slow subjects (file locks) stay within budget.
   let n = 0;
   const t0 = performance.now();
@@ -83,10 +87,10 @@ export async function timePairs(pair, isAsync, budgetMs) {
   const batch = Math.max(1, Math.floor(budgetMs / 5 / per));
   const samples = [];
   for (let r = 0; r < 5; r++) {
-    const s = cpuNow();
+    const s = now();
     if (isAsync) for (let k = 0; k < batch; k++) await pair();
     else for (let k = 0; k < batch; k++) pair();
-    samples.push(((cpuNow() - s) * 1e6) / batch);
+    samples.push(((now() - s) * 1e6) / batch);
   }
   return median(samples);
 }

@@ -2,7 +2,7 @@ import { DEFAULT_MAX_BATCH } from '@bakery/core';
 
 // The subjects, in table order. `kind` says who the participants are:
 //   threads  worker threads of this process (sab)
-//   procs    forked Node children from one pool (mmap, shm, proper-lockfile)
+//   procs    forked Node children from one pool (mmap, shm, proper-lockfile, the PostgreSQL rows)
 //   inproc   async tasks on this process's event loop (async-mutex cannot cross a thread)
 //   python   forked Python processes (participants.py)
 //   c        forked processes of a C program compiled at bench time (c-fifo.c)
@@ -11,6 +11,11 @@ import { DEFAULT_MAX_BATCH } from '@bakery/core';
 // keeps the mode it was created with, so each shm path has its own lock files), and with which
 // extra `options` every participant opens it (`{ handoff: 'batched' }` for the batched
 // subjects; each such set of options has locks of its own, see lockKey).
+// The PostgreSQL rows (`group: 'pg'`, so `--only pg` selects them with their peer) say which
+// `transport` reaches the one server of the run (`socket` or `tcp`), their `peer` (the subject
+// they are judged against, same transport, same server), and `maxP`: they run only at the P of
+// `--procs` up to it. Their `entries: 'call'` counts entries while waiting from the lock() call,
+// as the queue they join is in the server, where no doorway hook reaches.
 // `strictFifo: true` marks the peer that is a strict FIFO lock itself (c-fifo, which counts its
 // entries while waiting too). `exclusive: false` marks a subject we expect may lose updates (the recipe); every other
 // subject must report 0.
@@ -23,6 +28,18 @@ const ours = (id, label, kind, backend, mode, access, options) => ({
   mode,
   ...(access ? { access } : {}),
   ...(options ? { options } : {}),
+});
+/**
+ * What the PostgreSQL rows share. Up to 16 clients: each holds a server session (advisory-lock
+ * connects a new one per acquisition, a backend fork), and 1, 4 and 16 is what their comparison
+ * needs; larger P would put 2 × P processes (clients and their server backends) on the cores.
+ */
+const pgRow = (transport, peer) => ({
+  group: 'pg',
+  transport,
+  maxP: 16,
+  entries: 'call',
+  ...(peer ? { peer } : {}),
 });
 /** Core's opt-in batched handoff, with its default `maxBatch` (the batched subjects leave it). */
 const BATCHED = { handoff: 'batched' };
@@ -81,6 +98,22 @@ export const SUBJECTS = [
     strictFifo: true,
   },
   { id: 'proper-lockfile', label: 'proper-lockfile 4.1.2', kind: 'procs' },
+  ...['socket', 'tcp'].flatMap((transport) => {
+    const over = transport === 'socket' ? 'unix socket' : 'TCP';
+    return [
+      {
+        ...ours(`pg-${transport}`, `bakery pg · await lock() · ${over}`, 'procs', 'pg', 'async'),
+        ...pgRow(transport, `advisory-lock-${transport}`),
+      },
+      {
+        id: `advisory-lock-${transport}`,
+        label: `advisory-lock 2.0.0 · ${over}`,
+        kind: 'procs',
+        mode: 'async',
+        ...pgRow(transport),
+      },
+    ];
+  }),
   { id: 'flock', label: 'flock(2) (Python fcntl.flock)', kind: 'python' },
   { id: 'mplock', label: 'Python multiprocessing.Lock', kind: 'python' },
   { id: 'async-mutex', label: 'async-mutex 0.5.0 (one event loop)', kind: 'inproc' },
@@ -93,7 +126,15 @@ export const SUBJECTS = [
  * (sync and async of one backend) share it, as they always did.
  */
 export const lockKey = (s) =>
-  [s.backend, s.access, s.options?.handoff].filter((x) => x && x !== 'strict').join('-');
+  [s.backend, s.access, s.transport, s.options?.handoff]
+    .filter((x) => x && x !== 'strict')
+    .join('-');
+
+/** The P of `procs` a subject runs at (the PostgreSQL rows stop at their maxP). */
+export const procsOf = (s, procs) => procs.filter((p) => p <= (s.maxP ?? Number.POSITIVE_INFINITY));
+
+/** `--only` names: subject ids, or a group (`pg`: every PostgreSQL row and its peer). */
+export const selectedBy = (only) => (s) => !only || only.includes(s.id) || only.includes(s.group);
 
 /** The handoff a subject's participants ask for: 'batched' or 'strict' (the default). */
 export const handoffOf = (s) => s.options?.handoff ?? 'strict';
@@ -105,6 +146,8 @@ export const handoffOf = (s) => s.options?.handoff ?? 'strict';
  * (P − 1) × (1 + maxBatch). Undefined for subjects whose entries while waiting are not counted.
  */
 export function entriesBound(s, p) {
+  // PostgreSQL's queue is in the server: counted from the call, no bound (see `entries: 'call'`).
+  if (s.entries === 'call') return undefined;
   if (!s.ours && !s.strictFifo) return undefined;
   if (handoffOf(s) === 'batched') return (p - 1) * (1 + (s.options.maxBatch ?? DEFAULT_MAX_BATCH));
   return p - 1;
@@ -112,7 +155,7 @@ export function entriesBound(s, p) {
 
 /**
  * The locks a pool of `kind` needs for `subjects` (ours only), one per lockKey:
- * `{ key, backend, access, options }`.
+ * `{ key, backend, access, transport, maxP, options }`.
  */
 export function locksOf(subjects, kind) {
   const locks = new Map();
@@ -122,6 +165,8 @@ export function locksOf(subjects, kind) {
       key: lockKey(s),
       backend: s.backend,
       access: s.access,
+      transport: s.transport,
+      maxP: s.maxP,
       options: s.options ?? {},
     });
   }

@@ -1,9 +1,10 @@
-// One subject's uncontended lock+unlock in ns (CPU time, see timePairs), printed on stdout.
+// One subject's uncontended lock+unlock in ns (CPU time, see timePairs; wall time for the
+// PostgreSQL rows, on the server at $BENCH_PG_URL), printed on stdout.
 // Run by cli.mjs in a fresh process per subject.
 //   node uncontended.mjs SUBJECT BUDGET_MS DIR SHM_NAME LOCK_FILE
 import { timePairs } from './stats.mjs';
 import { SUBJECTS } from './subjects.mjs';
-import { bakerySubject, properLockfileSubject } from './workload.mjs';
+import { advisoryLockSubject, bakerySubject, properLockfileSubject } from './workload.mjs';
 
 const [id, budget, dir, shmName, lockFile] = process.argv.slice(2);
 const uncMs = Number(budget);
@@ -14,6 +15,16 @@ if (id === 'async-mutex') {
   const { Mutex } = await import('async-mutex');
   const m = new Mutex();
   ns = await timePairs(async () => (await m.acquire())(), true, uncMs);
+} else if (s.group === 'pg' && !s.ours) {
+  const sub = await advisoryLockSubject(process.env.BENCH_PG_URL, `${shmName}-${id}`);
+  ns = await timePairs(async () => sub.release(await sub.acquire()), true, uncMs, 'wall');
+} else if (s.group === 'pg') {
+  const mutex = await (await import('@bakery/pg')).openMutex(shmName, {
+    connection: process.env.BENCH_PG_URL,
+  });
+  const sub = bakerySubject(mutex, 'async');
+  ns = await timePairs(async () => sub.release(await sub.acquire()), true, uncMs, 'wall');
+  await mutex.close();
 } else if (id === 'proper-lockfile') {
   const sub = await properLockfileSubject(lockFile);
   ns = await timePairs(async () => sub.release(await sub.acquire()), true, uncMs);

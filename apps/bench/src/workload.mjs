@@ -118,6 +118,25 @@ export async function runRound(subject, { counter, startAt, windowMs, warmupMs =
 }
 
 /**
+ * For a lock whose queue is in a server (PostgreSQL), out of reach of any doorway hook: `at` is
+ * the shared counter read when lock() is called, so entries while waiting count from the call.
+ * That includes whatever entered while the request was on its way (and, for advisory-lock, while
+ * it connected), so it bounds from above what the server's queue let pass.
+ */
+export function callProbe(counter, subject) {
+  const probe = { at: -1 };
+  const { acquire } = subject;
+  return {
+    ...subject,
+    probe,
+    acquire: () => {
+      probe.at = Atomics.load(counter, 0);
+      return acquire();
+    },
+  };
+}
+
+/**
  * Our Mutex as a subject: `lockSync()` or `await lock()`, then `lease.release()`; `probe` (see
  * doorwayProbe) when the Mutex was opened with its options.
  */
@@ -139,4 +158,16 @@ export async function properLockfileSubject(file) {
     retries: { forever: true, minTimeout: 1, maxTimeout: 20, factor: 1.5 },
   };
   return { mode: 'async', acquire: () => lockfile.lock(file, options), release: (r) => r() };
+}
+
+/**
+ * advisory-lock as its README shows: `advisoryLock(url)(name)`, whose `lock()` resolves to an
+ * `unlock()`. Each lock() connects a new pg client (the advisory lock belongs to a session),
+ * which that unlock() ends.
+ */
+export async function advisoryLockSubject(url, name) {
+  const mod = await import('advisory-lock');
+  const advisoryLock = mod.default.default ?? mod.default; // CommonJS with `exports.default`
+  const mutex = advisoryLock(url)(name);
+  return { mode: 'async', acquire: () => mutex.lock(), release: (unlock) => unlock() };
 }

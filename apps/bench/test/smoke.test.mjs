@@ -14,8 +14,11 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 test('a smoke run lists every subject, writes md/json/svg, and loses no update', async () => {
   const cli = new URL('../src/cli.mjs', import.meta.url).pathname;
+  // A run that hangs is stopped (SIGTERM: the bench stops its pool and PostgreSQL) before the
+  // test times out, rather than left behind.
   const { stdout } = await promisify(execFile)(process.execPath, [cli, '--smoke', '--out', out], {
     maxBuffer: 1 << 24,
+    timeout: 55_000,
   });
   for (const s of SUBJECTS) expect(stdout).toContain(`| ${s.label} |`);
 
@@ -53,8 +56,11 @@ test('a smoke run lists every subject, writes md/json/svg, and loses no update',
   if (c.skipped) expect(c.skipped).toMatch(/\S/);
   else for (const p of meta.procs) expect(c.byP[p].lost, `c-fifo P=${p} lost updates`).toBe(0);
   // Entries while waiting are counted for every subject of ours and for c-fifo, and none exceeds
-  // its handoff's bound (an ordering property, not a speed).
-  for (const s of SUBJECTS.filter((x) => x.ours || (x.strictFifo && !results[x.id].skipped))) {
+  // its handoff's bound (an ordering property, not a speed). The PostgreSQL rows count from the
+  // call, with no bound (their queue is in the server): test/pg.test.mjs checks them.
+  const bounded = (x) =>
+    x.entries !== 'call' && (x.ours || (x.strictFifo && !results[x.id].skipped));
+  for (const s of SUBJECTS.filter(bounded)) {
     for (const p of meta.procs) {
       const e = results[s.id].byP[p].entriesWhileWaiting;
       expect(e, `${s.id} P=${p} entries while waiting`).toBeDefined();
