@@ -54,8 +54,15 @@ async function coordinator(argv) {
     const { startServer } = await import('./throwaway-server.mjs');
     server = await startServer();
     url = server.url; // TCP, 127.0.0.1
+    // pg_ctl puts the server in a session of its own: Ctrl-C does not reach it, so stop it here.
+    for (const sig of ['SIGINT', 'SIGTERM'])
+      process.once(sig, () => {
+        server.stop();
+        process.exit(130);
+      });
   }
   const admin = new pg.Client({ connectionString: url });
+  admin.on('error', (err) => console.error(`FAIL the coordinator's connection: ${err.message}`));
   const children = [];
   let ok = true;
   const check = (cond, what) => {
@@ -192,6 +199,8 @@ function startParticipant(who, url, name, data, log) {
 async function participant([who, url, name, data, log]) {
   const mutex = await openMutex(name, { connection: url });
   const db = new pg.Client({ connectionString: url });
+  // The server went away (the coordinator stopped): nothing left to do.
+  db.on('error', () => process.exit(1));
   await db.connect();
   process.send({ ready: true });
   const turn = async () => {
