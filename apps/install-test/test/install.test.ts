@@ -27,7 +27,7 @@ const requireHere = createRequire(import.meta.url);
 // The repo's pinned TypeScript and @types/node serve the consumer's type check (only those).
 const tsc = join(requireHere.resolve('typescript/package.json'), '..', 'bin', 'tsc');
 const typesNode = join(requireHere.resolve('@types/node/package.json'), '..');
-const PACKAGES = ['core', 'native', 'sab', 'mmap', 'shm', 'conformance', 'cli'] as const;
+const PACKAGES = ['core', 'native', 'sab', 'mmap', 'shm', 'pg', 'conformance', 'cli'] as const;
 /** The one binary @bakery/native ships, as packed and as installed. */
 const PREBUILD = 'prebuilds/linux-x64/@bakery+native.node';
 /** The sources a from-source build (`npm rebuild @bakery/native`) needs. */
@@ -126,7 +126,8 @@ function ours(backend: Backend): string[] {
     sab: ['core', 'sab'],
     // @bakery/native is not published: npm must get it from its tarball, not the registry.
     mmap: ['core', 'mmap', 'native'],
-    shm: ['cli', 'core', 'native', 'shm'],
+    // @bakery/cli depends on @bakery/pg (for `bakery inspect --pg`).
+    shm: ['cli', 'core', 'native', 'pg', 'shm'],
   }[backend];
 }
 
