@@ -5,6 +5,7 @@ import {
   type AsyncConformanceFactory,
   type AsyncFixture,
   type DescribeFn,
+  PHASE,
   SCRATCH,
   type TestFn,
 } from './types.js';
@@ -225,8 +226,24 @@ export function asyncSuite({ test, describe, factory }: AsyncSuiteOptions): void
             await until('progress', () => f.scratchGet(SCRATCH.PROGRESS) > last, 60_000);
             await sleep(5 + Math.random() * 40);
             last = f.scratchGet(SCRATCH.PROGRESS);
-            const id = k % count;
+            // Every other kill aims at the holder (one that reports holding, waited for up to
+            // 2 s), the others at whoever's turn it is: left to chance, 8 kills with a 3 ms
+            // hold missed every holder in one CI run and the ownerDied path went untested.
+            let id = k % count;
+            if (k % 2 === 0) {
+              const end = performance.now() + 2_000;
+              let aimed = -1;
+              while (aimed < 0 && performance.now() < end) {
+                for (let p = 0; p < count; p++)
+                  if (crew.running(p) && f.scratchGet(SCRATCH.PHASE_OF + p) === PHASE.HOLDING)
+                    aimed = p;
+                if (aimed < 0) await sleep(0);
+              }
+              if (aimed >= 0) id = aimed;
+            }
             await crew.kill(id);
+            // The dead incarnation's last report must not make it a target again.
+            f.scratchSet(SCRATCH.PHASE_OF + id, 0);
             crew.respawn(id);
           }
           await until(
