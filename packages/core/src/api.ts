@@ -159,7 +159,10 @@ export interface AsyncLease {
 export interface AsyncMutex {
   /** Wait for the lock: `BAKERY_TIMEOUT` after `timeout` ms, `BAKERY_ABORTED` on `signal`. */
   lock(options?: LockOptions): Promise<AsyncLease>;
-  /** Take the lock only if it is free right now, else null (await it). */
+  /**
+   * Take the lock only if it is free right now, else null (await it). Null too while this
+   * instance itself holds it (its `lock()` calls queue in turn; see {@link Mutex.tryLock}).
+   */
   tryLock(): AsyncLease | null | Promise<AsyncLease | null>;
   /** Run `fn` holding the lock; the lease is released when `fn` settles. */
   withLock<T>(fn: (lease: AsyncLease) => T | Promise<T>, options?: LockOptions): Promise<T>;
@@ -301,6 +304,13 @@ export interface Mutex extends AsyncMutex {
    * Take the lock only if it is free right now; never waits and writes nothing when the lock is
    * busy (null). An instance without a slot claims one first, or throws `BAKERY_NO_FREE_SLOT`
    * when the lock is free but every slot is claimed.
+   *
+   * On an instance that already holds (or is acquiring) the lock, tryLock() returns null, where
+   * {@link Mutex.lockSync} throws `BAKERY_ALREADY_HELD`. That is deliberate: one instance may
+   * serve several async tasks of a process (their `lock()` calls queue on it in turn), and to
+   * a second task "this instance's other task has it" is simply "busy" — lockSync throws only
+   * because waiting there would block the thread on itself forever. {@link Mutex.held} tells
+   * the two cases apart.
    */
   tryLock(): Lease | null;
   /** Run `fn` holding the lock; the lease is released when `fn` settles. */

@@ -37,6 +37,8 @@ interface Waiter {
   resolve(lease: Lease): void;
   reject(err: unknown): void;
   deadline: number;
+  /** The timeout asked for (ms; Infinity without one), for the message. */
+  timeout: number;
   signal: AbortSignal | undefined;
   cleanup: (() => void) | undefined;
 }
@@ -72,6 +74,8 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
   #retakes = 0;
   /** When a release of this batch first saw a sleeper on our slot (-1: none yet). */
   #batchSince = -1;
+  /** The lock as messages name it: "the lock (shm /dev/shm/… (mapped))". */
+  readonly #what: string;
 
   constructor(backend: Backend, options: MutexOptions = {}) {
     const cells = backend.cells;
@@ -108,6 +112,8 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
       cells.compareExchange !== undefined ? ACCESS.ATOMIC : ACCESS.POSITIONAL,
     );
     this.#backend = backend;
+    this.#what =
+      backend.description !== undefined ? `the lock (${backend.description})` : 'the lock';
     this.#cells = cells;
     this.#robust = robust;
     const id = (backend.identity ?? defaultIdentity)();
@@ -156,15 +162,48 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
     if (this.#lease !== null || this.#busy) {
       throw new BakeryError(
         'BAKERY_ALREADY_HELD',
-        'this Mutex instance holds or is acquiring the lock; open another instance for another participant',
+        `${poisonedOk ? 'markConsistent()' : 'lockSync()'} on ${this.#what}: this Mutex instance already ${this.#lease !== null ? 'holds' : 'is acquiring'} it, and waiting for itself would deadlock; release that lease first, use lock() (several lock() calls on one instance queue in turn), or open another instance for another participant`,
       );
     }
     if (this.#acq.retained && this.#acq.retake()) return this.#enter(poisonedOk, true);
     // No clock read on the way in when there is no timeout: the uncontended path stays free of it.
     const deadline = timeout === Number.POSITIVE_INFINITY ? timeout : performance.now() + timeout;
-    if (this.#slots.slot < 0) this.#slots.waitSync(deadline);
-    this.#waiting.acquireSync(deadline);
+    try {
+      if (this.#slots.slot < 0) this.#slots.waitSync(deadline);
+      this.#waiting.acquireSync(deadline);
+    } catch (err) {
+      throw this.#explain(err, poisonedOk ? 'markConsistent()' : 'lockSync()', timeout);
+    }
     return this.#enter(poisonedOk);
+  }
+
+  /**
+   * A wait's failure as the caller should read it: which call, on which lock, after how long,
+   * and what to do. The code and the cause are kept; only the three waiting errors are
+   * reworded (everything else already says what it is).
+   */
+  #explain(err: unknown, op: string, timeout: number): unknown {
+    if (!(err instanceof BakeryError)) return err;
+    const after = Number.isFinite(timeout) ? ` after ${timeout} ms` : '';
+    const cause = err.cause === undefined ? undefined : { cause: err.cause };
+    switch (err.code) {
+      case 'BAKERY_TIMEOUT':
+        return new BakeryError(
+          'BAKERY_TIMEOUT',
+          `${op} on ${this.#what} timed out${after} waiting for the lock: another participant held it or was ahead in the queue all that time (inspect() shows the holder and the waiters); pass a longer { timeout }, or treat BAKERY_TIMEOUT as "busy"`,
+          cause,
+        );
+      case 'BAKERY_NO_FREE_SLOT':
+        return new BakeryError(
+          'BAKERY_NO_FREE_SLOT',
+          `${op} on ${this.#what} timed out${after} waiting for a free slot: ${err.message}; close() instances that are done, create the lock with more slots, or open the idle ones with { claim: 'lock' }`,
+          cause,
+        );
+      case 'BAKERY_ABORTED':
+        return new BakeryError('BAKERY_ABORTED', `${op} on ${this.#what} was aborted`, cause);
+      default:
+        return err;
+    }
   }
 
   tryLock(): Lease | null {
@@ -178,7 +217,11 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
       const now = performance.now();
       const reap = now - this.#lastTryCheck >= this.#staleAfter;
       if (reap) this.#lastTryCheck = now;
-      if (!slots.take(reap)) throw noSlotError(this.#capacity, false);
+      if (!slots.take(reap))
+        throw new BakeryError(
+          'BAKERY_NO_FREE_SLOT',
+          `tryLock() on ${this.#what}: the lock is free, but ${noSlotError(this.#capacity, false).message}; close() instances that are done, create the lock with more slots, or open the idle ones with { claim: 'lock' }`,
+        );
     }
     if (slots.slot < 0 || !acq.idle()) {
       // Someone holds or waits. If it has looked that way for a while, make sure it is not a
@@ -209,10 +252,11 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (signal?.aborted)
+      return Promise.reject(this.#explain(abortError(signal), 'lock()', timeout));
     const deadline = timeout === Number.POSITIVE_INFINITY ? timeout : performance.now() + timeout;
     return new Promise<Lease>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, deadline, signal, cleanup: undefined };
+      const w: Waiter = { resolve, reject, deadline, timeout, signal, cleanup: undefined };
       if (!this.#busy && this.#lease === null && this.#queue.length === 0) {
         this.#start(w);
         return;
@@ -226,8 +270,13 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
         reject(err);
       };
       let timer: ReturnType<typeof setTimeout> | undefined;
-      if (Number.isFinite(timeout)) timer = setTimeout(() => drop(timeoutError()), timeout);
-      const onAbort = () => drop(abortError(signal!));
+      if (Number.isFinite(timeout))
+        timer = setTimeout(
+          () => drop(this.#explain(timeoutError(), 'lock()', timeout) as BakeryError),
+          timeout,
+        );
+      const onAbort = () =>
+        drop(this.#explain(abortError(signal!), 'lock()', timeout) as BakeryError);
       signal?.addEventListener('abort', onAbort, { once: true });
       w.cleanup = () => {
         if (timer !== undefined) clearTimeout(timer);
@@ -264,7 +313,7 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
     if (this.#lease !== null || this.#busy || this.#queue.length > 0) {
       throw new BakeryError(
         'BAKERY_ALREADY_HELD',
-        'close() while this instance holds or waits for the lock',
+        `close() on ${this.#what} while this instance ${this.#lease !== null ? 'holds it' : 'waits for it'}; release the lease (or let the pending lock() calls settle) first`,
       );
     }
     // Free the slot before marking the instance closed: if freeing fails (a registry timeout,
@@ -355,7 +404,11 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new BakeryError('BAKERY_CLOSED', 'this Mutex instance is closed');
+    if (this.#closed)
+      throw new BakeryError(
+        'BAKERY_CLOSED',
+        `this Mutex instance of ${this.#what} is closed; open a new one with openMutex()`,
+      );
   }
 
   /** Into the critical section; `retaken`: on a retained ticket (a batched re-entry). */
@@ -375,7 +428,7 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
       this.#pump();
       throw new BakeryError(
         'BAKERY_NOT_RECOVERABLE',
-        'a previous holder died and the data it protected was never marked consistent; once the data is repaired, clear it with `bakery mark-consistent <name>` (or mutex.markConsistent())',
+        `${this.#what}: a previous holder died and the data it protected was never marked consistent; once the data is repaired, clear it with \`bakery mark-consistent <name>\` (or mutex.markConsistent())`,
       );
     }
     cells.store(H.ACQUISITIONS, (cells.load(H.ACQUISITIONS) + 1) & 0x7fffffff);
@@ -415,7 +468,7 @@ export class BakeryMutex implements Mutex, LeaseHost, Abandonable {
       },
       (err) => {
         this.#busy = false;
-        w.reject(err);
+        w.reject(this.#explain(err, 'lock()', w.timeout));
         this.#pump();
       },
     );

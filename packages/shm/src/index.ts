@@ -24,4 +24,5 @@ export {
   type RemoveOptions,
   removeMutex,
   type ShmMutex,
+  SLOTS_RULE,
 } from './shm.js';

@@ -12,6 +12,7 @@ import {
   HEADER_CELLS,
   initLayout,
   layoutAccess,
+  MAX_SLOTS,
   type Mutex,
   type MutexOptions,
   openOn,
@@ -21,6 +22,10 @@ import {
 } from '@bakery/core';
 import { fileId, isAlive, isAliveInLock, pidNamespace, processIdentity } from '@bakery/core/node';
 import { SHM_MAX_SLOTS, ShmCells } from './cells.js';
+
+/** The capacity rule of a named lock, stated once for every message that needs it. */
+export const SLOTS_RULE = `slots must be an integer from 1 to ${MAX_SLOTS} for a mapped shm lock (the default where @bakery/native loads), 1 to ${SHM_MAX_SLOTS} for a pure-JS one`;
+
 import { ACCESS_ENV, type Binding, nativeBinding, type ShmAccess, wantedAccess } from './native.js';
 import {
   checkRegistry,
@@ -48,12 +53,14 @@ const FALLBACK_BASE = '/tmp';
 /** Options of {@link openMutex}. */
 export interface OpenOptions extends MutexOptions {
   /**
-   * Participants the lock can hold at once (each open instance takes one slot). Required when
-   * the call may create the lock; when attaching, if given, it must equal the file's capacity
-   * (else `BAKERY_BAD_LAYOUT`).
+   * Participants the lock can hold at once (each open instance takes one slot; see
+   * `claim: 'lock'` for instances that rarely lock). Required when the call may create the
+   * lock; when attaching, if given, it must equal the file's capacity (else
+   * `BAKERY_BAD_LAYOUT`). The limits ({@link SLOTS_RULE}): 1–4096 for a mapped lock, 1–127 for
+   * a pure-JS one.
    */
   slots?: number;
-  /** Create the lock when it does not exist (default true). With false a missing lock is `BAKERY_IO` (cause ENOENT). */
+  /** Create the lock when it does not exist (default true). With false a missing lock is `BAKERY_NOT_FOUND` (cause ENOENT). */
   create?: boolean;
   /** Permission bits of a newly created lock file (default 0o600; applied exactly, not masked by the umask). */
   mode?: number;
@@ -437,7 +444,13 @@ function checkOptions(options: unknown): OpenOptions {
   ) {
     throw rangeError(`mode must be permission bits from 0 to 0o777, got ${String(o.mode)}`);
   }
-  if (o.slots !== undefined) checkSlots(o.slots);
+  if (o.slots !== undefined) {
+    try {
+      checkSlots(o.slots);
+    } catch {
+      throw rangeError(`${SLOTS_RULE}; got ${String(o.slots)}`);
+    }
+  }
   // Core's Mutex checks these too, but only once the lock file exists: check them with core's
   // own check before anything is created.
   checkMutexOptions(o);
@@ -467,7 +480,8 @@ function checkOptions(options: unknown): OpenOptions {
  * or of `slots` slots, a symlink, a FIFO or other non-regular file, truncated; or the default
  * directory's path is ours but not a 0700 directory — left untouched), `BAKERY_ACCESS_MISMATCH` (the lock's mode
  * is not one this process can or may use — untouched too), `BAKERY_NATIVE_UNAVAILABLE`
- * (`access: 'mapped'`, or more than 127 slots, without the binding), `BAKERY_IO`. A full slot
+ * (`access: 'mapped'`, or more than 127 slots, without the binding), `BAKERY_NOT_FOUND`
+ * (`create: false` and no such lock — nothing is created), `BAKERY_IO`. A full slot
  * table is no error: the Mutex opens without a slot (`slot === -1`) and its first lock waits
  * for one (see the Mutex interface).
  *
@@ -522,7 +536,11 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
       const cause = Object.assign(new Error(`ENOENT: no such file, open '${file}'`), {
         code: 'ENOENT',
       });
-      throw new BakeryError('BAKERY_IO', `there is no lock named ${name} in ${dir}`, { cause });
+      throw new BakeryError(
+        'BAKERY_NOT_FOUND',
+        `openMutex(${JSON.stringify(name)}, { create: false }): there is no lock named ${name} in ${dir}; \`bakery ls\` lists the locks there, and without create: false (and with { slots }) the call creates it`,
+        { cause },
+      );
     }
     if (slots === undefined) {
       throw typeError(
@@ -547,7 +565,13 @@ export function openMutex(name: string, options?: OpenOptions): ShmMutex {
   try {
     const probe = new ShmCells(fd, opened.size / 4, undefined, file);
     // Reads only: on a mismatch the file is left exactly as it was.
-    const capacity = validateLayout(probe, slots);
+    const capacity = validateLayout(probe);
+    if (slots !== undefined && capacity !== slots) {
+      throw new BakeryError(
+        'BAKERY_BAD_LAYOUT',
+        `openMutex(${JSON.stringify(name)}, { slots: ${slots} }): ${file} is a lock of ${capacity} slots, not ${slots}; a lock keeps the capacity it was created with — open it with { slots: ${capacity} } or without slots (attaching reads it from the file), or, once no process uses it, \`bakery rm ${name}\` and create it afresh with ${slots}`,
+      );
+    }
     const mutex =
       layoutAccess(probe) === ACCESS.ATOMIC
         ? openMappedFile(file, fd, opened.size, bind(), want, mutexOptions)
@@ -595,7 +619,7 @@ function creationAccess(binding: Binding, want: ShmAccess, slots: number): Acces
     );
   }
   if (slots > SHM_MAX_SLOTS) {
-    const limit = `a pure-JS shm lock has at most ${SHM_MAX_SLOTS} slots (so that no protocol cell can tear in a positional read), got ${slots}; more need the mapped path`;
+    const limit = `${slots} slots is too many for a pure-JS shm lock (${SLOTS_RULE}: no protocol cell may tear in a positional read)`;
     if (want === 'pure-js') {
       throw rangeError(`${limit}, and access is 'pure-js' (${ACCESS_ENV} or the access option)`);
     }
@@ -667,7 +691,7 @@ function openPositional(
   if (capacity > SHM_MAX_SLOTS) {
     throw new BakeryError(
       'BAKERY_BAD_LAYOUT',
-      `${file} has ${capacity} slots; a pure-JS shm lock has at most ${SHM_MAX_SLOTS} (wider cells could tear in a positional read)`,
+      `${file} has ${capacity} slots, too many for a pure-JS lock (${SLOTS_RULE}); it was not made by bakery — remove it once nobody uses it`,
     );
   }
   const why =

@@ -5,9 +5,9 @@ import { BAD_SLOT_COUNTS } from '@bakery/conformance';
 import { bytesFor, H, LAYOUT_VERSION, S, slotBase } from '@bakery/core';
 import { pidNamespace, processIdentity } from '@bakery/core/node';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { openMutex, removeMutex, ShmCells } from '../src/index.js';
+import { openMutex, removeMutex, ShmCells, SLOTS_RULE } from '../src/index.js';
 import { entryOwner, holderIsDead, ownerEntry } from '../src/registry.js';
-import { codeOf, distEntry, freshDir } from './helpers.js';
+import { codeOf, distEntry, freshDir, messageOf } from './helpers.js';
 
 let dir: string;
 beforeEach(() => {
@@ -264,14 +264,22 @@ for (const access of ['mapped', 'pure-js'] as const) {
         makeLock('sized', 4);
         const before = listing();
         expect(codeOf(() => openMutex('sized', { slots: 8, dir }))).toBe('BAKERY_BAD_LAYOUT');
+        // The message names the lock, both capacities and the ways out.
+        expect(messageOf(() => openMutex('sized', { slots: 8, dir }))).toMatch(
+          /^openMutex\("sized", \{ slots: 8 \}\): .*sized is a lock of 4 slots, not 8;.*\{ slots: 4 \} or without slots.*`bakery rm sized`/,
+        );
         expect(listing()).toEqual(before);
         openMutex('sized', { slots: 4, dir }).close();
+        openMutex('sized', { dir }).close();
       });
 
       test('a missing lock without slots, or with create: false, is a coded error and creates nothing', () => {
         expect(codeOf(() => openMutex('absent', { dir }))).toBe('BAKERY_INVALID_ARGUMENT');
         expect(codeOf(() => openMutex('absent', { dir, slots: 4, create: false }))).toBe(
-          'BAKERY_IO',
+          'BAKERY_NOT_FOUND',
+        );
+        expect(messageOf(() => openMutex('absent', { dir, create: false }))).toMatch(
+          /^openMutex\("absent", \{ create: false \}\): there is no lock named absent in /,
         );
         expect(codeOf(() => openMutex('absent', { dir, slots: 0 }))).toBe(
           'BAKERY_INVALID_ARGUMENT',
@@ -288,6 +296,10 @@ for (const access of ['mapped', 'pure-js'] as const) {
             'BAKERY_INVALID_ARGUMENT',
           );
           expect(listing()).toEqual(empty);
+          // One statement of the limits, for both paths, in every such message.
+          expect(messageOf(() => openMutex('fresh', { dir, slots: slots as number }))).toBe(
+            `${SLOTS_RULE}; got ${String(slots)}`,
+          );
           makeLock('existing', 4);
           const before = listing();
           expect(codeOf(() => openMutex('existing', { dir, slots: slots as number }))).toBe(

@@ -18,5 +18,15 @@ export function codeOf(fn: () => unknown): string | undefined {
   return 'no error';
 }
 
+/** The message of what `fn` throws (`'no error'` when it returns). */
+export function messageOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return 'no error';
+}
+
 /** The package's built entry, as participants import it. */
 export const distEntry = new URL('../dist/index.js', import.meta.url).href;

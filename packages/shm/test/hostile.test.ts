@@ -297,7 +297,7 @@ describe.skipIf(!canSwitchUsers)('the per-user default directory against a secon
     );
     expect(r.map((e) => (typeof e === 'object' ? e.code : e))).toEqual([
       'no error',
-      'BAKERY_IO',
+      'BAKERY_NOT_FOUND',
       'BAKERY_INVALID_ARGUMENT',
       'BAKERY_INVALID_ARGUMENT',
       'BAKERY_INVALID_ARGUMENT',
