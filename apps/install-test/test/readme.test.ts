@@ -35,6 +35,7 @@ afterAll(() => pgServer?.stop());
 
 /** What each example must print (in order of appearance in the README). */
 const expectations: [RegExp, RegExp][] = [
+  [/const \{ release \} = await mutex\.lock\(\)/, /^null true\nBAKERY_CLOSED$/],
   [
     /createMutex\(\{ slots: 8 \}\)/,
     /^(?=[\s\S]*main has the lock)(?:[\s\S]*worker has the lock){4}/,
