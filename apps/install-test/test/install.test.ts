@@ -104,7 +104,14 @@ test('every package packs with its LICENSE, README, ESM + CJS builds and both de
       p,
     ).toBe(false);
   }
-  expect(packed['@bakery/cli']).toContain('dist/bin.js');
+  // The bin npm links is committed (bin/bakery.js, there before any build); it runs dist/bin.js.
+  expect(packed['@bakery/cli']).toEqual(expect.arrayContaining(['bin/bakery.js', 'dist/bin.js']));
+  // The examples the package READMEs tell users to run from node_modules/@bakery/<name>.
+  expect(packed['@bakery/sab']).toContain('examples/sixteen-workers.mjs');
+  expect(packed['@bakery/mmap']).toContain('examples/children.mjs');
+  expect(packed['@bakery/shm']).toEqual(
+    expect.arrayContaining(['examples/append.mjs', 'examples/crowd.mjs']),
+  );
 });
 
 test('@bakery/native ships its linux-x64 prebuild and what a from-source build needs; no other package ships native code', () => {
