@@ -40,7 +40,7 @@ if (process.argv[2] === 'child') {
   }
   const cpu = process.cpuUsage(cpu0);
   mutex.close();
-  console.log(JSON.stringify({ n, cpuMs: (cpu.user + cpu.system) / 1000 }));
+  console.log(JSON.stringify({ n, cpuMs: (cpu.user + cpu.system) / 1000, mode }));
 } else {
   const processes = Number(process.argv[2] ?? 64);
   const holdMs = Number(process.argv[3] ?? 2);
@@ -71,6 +71,7 @@ if (process.argv[2] === 'child') {
         String(holdMs),
         String(startAt),
         String(endAt),
+        mode,
       ];
       const child = spawn(process.execPath, args, {
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -107,5 +108,7 @@ if (process.argv[2] === 'child') {
       mostPerProcess: Math.max(...reports.map((r) => r.n)),
     }),
   );
-  process.exitCode = count === acquisitions ? 0 : 1;
+  // Every child looped the way it was told (sync or async).
+  const asTold = reports.every((r) => r.mode === mode);
+  process.exitCode = count === acquisitions && asTold ? 0 : 1;
 }
