@@ -33,6 +33,12 @@ test('package.json: bin points at it, and "files" ships it (and the built entry 
   expect(pkg.files).toEqual(expect.arrayContaining(['bin', 'dist']));
 });
 
+test('the lockfile records the same bin (npm ci links what package-lock.json says)', () => {
+  const lock = JSON.parse(readFileSync(join(pkgDir, '..', '..', 'package-lock.json'), 'utf8'));
+  const recorded = lock.packages['packages/cli'].bin as Record<string, string>;
+  expect(recorded).toEqual({ bakery: pkg.bin.bakery!.replace(/^\.\//, '') });
+});
+
 test('running it with --help prints the usage', () => {
   const r = node(binFile, '--help');
   expect(r.err).toBe('');
