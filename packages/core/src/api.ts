@@ -32,7 +32,8 @@ export interface MutexOptions {
    * When the instance claims its slot: `'open'` (default) — at open, when one is free; `'lock'`
    * — not before its first `lock()`/`lockSync()`/`tryLock()`/`markConsistent()`, so that an
    * instance opened early and used rarely holds no slot until then (and a tool that only
-   * reaps, like `bakery reap`, never takes one).
+   * reaps, like `bakery reap`, never takes one). The instance a backend's `createMutex`
+   * returns defaults to `'lock'` (see that backend's `slots` option, and `creatorOptions`).
    */
   claim?: 'open' | 'lock';
   /**
@@ -274,11 +275,13 @@ export interface Snapshot {
 /**
  * A first-come-first-served lock shared by threads or processes. Every backend returns this
  * interface. One instance is one participant; it takes part through a slot of the lock's slot
- * table, claimed at open when one is free. Several `lock()` calls on one instance queue locally
- * in FIFO order and share the slot.
+ * table, claimed at open when one is free (at its first lock with {@link MutexOptions.claim}
+ * `'lock'`, the default of a `createMutex` result). Several `lock()` calls on one instance
+ * queue locally in FIFO order and share the slot.
  *
  * **Slots.** A lock of capacity N has N slots, and every open instance that has claimed one
- * counts, the creator included (tools such as `bakery inspect` read without claiming). When
+ * counts (tools such as `bakery inspect` read without claiming; each backend's `slots` option
+ * says when its instances claim). When
  * all are claimed, an open still succeeds, with no slot (`slot === -1`): `lock()`/`lockSync()`
  * then wait for a slot within their timeout as they wait for the lock (reaping owners that
  * died, where the backend can tell), and give up with `BAKERY_NO_FREE_SLOT`; `tryLock()`

@@ -15,6 +15,7 @@ export {
 } from './api.js';
 export { AtomicCells } from './atomic-cells.js';
 export type { Backend, Cells, Identity, OutsiderLock } from './backend.js';
+export { creatorOptions } from './creator.js';
 export { BakeryError, type BakeryErrorCode, isBakeryError } from './errors.js';
 export {
   ACCESS,

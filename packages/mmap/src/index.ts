@@ -12,7 +12,9 @@ export {
 } from '@bakery/core';
 export { loadNative, type Native, type WaitResult } from '@bakery/native';
 export {
+  type ClusterOptions,
   type CreateOptions,
+  clusterOptions,
   createMutex,
   FD_ENV,
   forkOptions,

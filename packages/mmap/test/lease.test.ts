@@ -19,7 +19,8 @@ afterEach(() => {
 });
 
 function lock(slots = 4): { mutex: MmapMutex; cells: Int32Array; probe: number } {
-  const mutex = createMutex({ slots });
+  // Claiming at create (the creator's default is its first lock): these tests look at its lease.
+  const mutex = createMutex({ slots, claim: 'open' });
   cleanup.push(() => mutex.close());
   const cells = new Int32Array(native.map(mutex.fd, native.size(mutex.fd)));
   // Our own description, holding no lease: it sees everyone's.

@@ -3,6 +3,7 @@ import {
   BakeryError,
   cellsFor,
   checkSlots,
+  creatorOptions,
   initLayout,
   type Mutex,
   type MutexOptions,
@@ -25,7 +26,19 @@ export type SabMutex = Mutex & { readonly handle: SabHandle };
 
 /** Options of {@link createMutex}. */
 export interface CreateOptions extends MutexOptions {
-  /** Participants the lock can hold at once (each open instance takes one slot). */
+  /**
+   * How many instances can hold a slot of the lock at once — the capacity rule of @bakery/sab,
+   * stated here once. Each `openMutex(handle)` instance claims a slot when it opens (a worker
+   * is one instance per call). The creator's own instance, the one `createMutex` returns,
+   * claims one only at its first `lock()`/`lockSync()`/`tryLock()` (`claim` defaults to
+   * `'lock'` here), so a thread that only hands the lock out takes none: `slots: N` fits N
+   * workers, and N + 1 if the creating thread locks too. Pass `claim: 'open'` to have the
+   * creator claim at create. Instances beyond the capacity still open, without a slot, and take
+   * turns: their `lock()`/`lockSync()` wait for a slot (within `timeout`; then
+   * `BAKERY_NO_FREE_SLOT`), `tryLock()` throws `BAKERY_NO_FREE_SLOT` when the lock is free but
+   * no slot is. An instance keeps its slot until it closes (or gives it up for a waiter at a
+   * release).
+   */
   slots: number;
 }
 
@@ -68,7 +81,8 @@ export class SabCells extends AtomicCells {
 }
 
 /**
- * Create a lock in a fresh SharedArrayBuffer. The creating thread is the first participant;
+ * Create a lock in a fresh SharedArrayBuffer. The creating thread takes part through the
+ * returned instance, which claims a slot at its first lock (see {@link CreateOptions.slots});
  * hand `mutex.handle` to workers, which join with {@link openMutex}.
  *
  * @example
@@ -88,7 +102,7 @@ export function createMutex(options: CreateOptions): SabMutex {
   checkSlots(slots);
   const buffer = new SharedArrayBuffer(cellsFor(slots) * 4);
   initLayout(new SabCells(buffer), slots);
-  return openMutex({ buffer, slots }, rest);
+  return openMutex({ buffer, slots }, creatorOptions(rest));
 }
 
 /**
