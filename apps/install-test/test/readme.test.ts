@@ -41,6 +41,7 @@ const expectations: [RegExp, RegExp][] = [
     /^(?=[\s\S]*main has the lock)(?:[\s\S]*worker has the lock){4}/,
   ],
   [/forkOptions\(\)/, /(?:[\s\S]*------ \d+ ------){4}/],
+  [/clusterOptions\(\)/, /^(?:worker [1-4] has the lock\n){4}workers done; primary slot -1$/],
   [/openMutex\('demo'/, /^mapped$/],
   [/openMutex\('paths-demo'/, /^mapped pure-js\nBAKERY_ACCESS_MISMATCH$/],
   [/openMutex\('slots-demo'/, /^0 -1\nBAKERY_NO_FREE_SLOT\n-1 0$/],
