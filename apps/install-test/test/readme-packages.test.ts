@@ -260,6 +260,19 @@ const known: Known[] = [
   },
   {
     pkg: 'mmap',
+    match: [/mutex\.clusterOptions\(\)/],
+    async run(block) {
+      // Four cluster workers take the lock once each, then the primary (which never locked and
+      // so holds no slot) closes and exits.
+      const out = (await runBlock(block)).trim().split('\n');
+      expect(out.at(-1)).toBe('workers done; primary slot -1');
+      expect(out.slice(0, -1).sort()).toEqual(
+        [1, 2, 3, 4].map((id) => `worker ${id} has the lock`),
+      );
+    },
+  },
+  {
+    pkg: 'mmap',
     match: [/^node examples\/children\.mjs 32 5000$/],
     examples: ['children.mjs'],
     async run(text) {
