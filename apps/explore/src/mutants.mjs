@@ -153,12 +153,12 @@ export const mutants = [
       [
         `(err) => {
         this.#busy = false;
-        w.reject(err);
+        w.reject(this.#explain(err, "lock()", w.timeout));
         this.#pump();
       }`,
         `(err) => {
         this.#busy = false;
-        w.reject(err);
+        w.reject(this.#explain(err, "lock()", w.timeout));
       }`,
       ],
     ],
