@@ -538,3 +538,73 @@ describe('npm i @bakery/shm --omit=optional: no @bakery/native at all', () => {
     expect(r.message).toMatch(/@bakery\/native is not installed/);
   });
 });
+
+describe('npm i @bakery/pg in a fresh project: a lock on a real server', () => {
+  // The server is a throwaway one started by the installed package's own helper
+  // (`@bakery/pg/throwaway-server`), so this also shows that helper works from the tarball.
+  let dir: string;
+  let skip = '';
+  const program = (kind: 'esm' | 'cjs') => `
+${kind === 'esm' ? "import { openMutex } from '@bakery/pg';\nimport { createRequire } from 'node:module';" : "const { openMutex } = require('@bakery/pg');"}
+${kind === 'esm' ? '' : '(async () => {'}
+const { startServer } = await import('@bakery/pg/throwaway-server');
+const server = await startServer();
+try {
+  const connection = server.url;
+  const a = await openMutex('install-test', { connection });
+  const b = await openMutex('install-test', { connection });
+  const first = await a.lock();
+  const busy = await b.tryLock();
+  const waiting = b.lock({ timeout: 10_000 });
+  await first.release();
+  const next = await waiting;
+  const out = {
+    busy,
+    tokens: [String(first.fencingToken), String(next.fencingToken)],
+    types: [typeof first.fencingToken, typeof next.fencingToken],
+    ownerDied: next.ownerDied,
+    sync: (() => { try { b.lockSync(); return 'no error'; } catch (err) { return err.code; } })(),
+  };
+  await next.release();
+  await a.close();
+  await b.close();
+  const req = ${kind === 'esm' ? 'createRequire(import.meta.url)' : 'require'};
+  out.resolved = [req.resolve('@bakery/pg'), req.resolve('@bakery/core'), req.resolve('pg')];
+  console.log(JSON.stringify(out));
+} finally {
+  server.stop();
+}
+${kind === 'esm' ? '' : '})().catch((err) => { console.error(err); process.exit(1); });'}
+`;
+
+  beforeAll(async () => {
+    const { findPgBin } = await import('@bakery/pg/throwaway-server');
+    if (findPgBin() === null) {
+      skip = 'no PostgreSQL binaries (apt-get install postgresql, or PG_BIN=…)';
+      if (process.env.BAKERY_REQUIRE_PG === '1') throw new Error(`${skip} (BAKERY_REQUIRE_PG=1)`);
+      return;
+    }
+    dir = project('pg', ['core', 'pg']);
+    writeFileSync(join(dir, 'pg-lock.mjs'), program('esm'));
+    writeFileSync(join(dir, 'pg-lock.cjs'), program('cjs'));
+  }, 300_000);
+
+  for (const file of ['pg-lock.mjs', 'pg-lock.cjs']) {
+    test(`${file}: two sessions take turns with fencing tokens 1 and 2; lockSync is BAKERY_UNSUPPORTED`, () => {
+      if (skip !== '') {
+        console.warn(`SKIPPED ${file} (printed reason): ${skip}`);
+        return;
+      }
+      expect(readdirSync(join(dir, 'node_modules', '@bakery')).sort()).toEqual(['core', 'pg']);
+      const r = JSON.parse(sh(process.execPath, [file], dir).trim().split('\n').pop()!);
+      expect(r).toMatchObject({
+        busy: null,
+        tokens: ['1', '2'],
+        types: ['bigint', 'bigint'],
+        ownerDied: false,
+        sync: 'BAKERY_UNSUPPORTED',
+      });
+      expectInside(dir, r.resolved);
+    }, 180_000);
+  }
+});
