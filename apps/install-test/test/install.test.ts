@@ -16,6 +16,7 @@ import { join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Backend, cjsProgram, esmProgram, tsPrograms } from './consumers.js';
+import { noPgReason } from './pg-server.js';
 
 // Pack every public package, then install each backend from its tarball (plus core's, and
 // @bakery/native's for the backends that map memory) into a fresh project under os.tmpdir(), far
@@ -578,12 +579,8 @@ ${kind === 'esm' ? '' : '})().catch((err) => { console.error(err); process.exit(
 `;
 
   beforeAll(async () => {
-    const { findPgBin } = await import('@bakery/pg/throwaway-server');
-    if (findPgBin() === null) {
-      skip = 'no PostgreSQL binaries (apt-get install postgresql, or PG_BIN=…)';
-      if (process.env.BAKERY_REQUIRE_PG === '1') throw new Error(`${skip} (BAKERY_REQUIRE_PG=1)`);
-      return;
-    }
+    skip = await noPgReason();
+    if (skip !== '') return;
     dir = project('pg', ['core', 'pg']);
     writeFileSync(join(dir, 'pg-lock.mjs'), program('esm'));
     writeFileSync(join(dir, 'pg-lock.cjs'), program('cjs'));

@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { openMutex as openPgMutex } from '@bakery/pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { startPgServer } from './pg-server.js';
 
 const execFileP = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -156,13 +157,7 @@ const json = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!);
 let pgServer: { url: string; stop(): void } | null = null;
 let pgSkip = '';
 beforeAll(async () => {
-  const { findPgBin, startServer } = await import('@bakery/pg/throwaway-server');
-  if (findPgBin() === null) {
-    pgSkip = 'no PostgreSQL binaries (apt-get install postgresql, or PG_BIN=…)';
-    if (process.env.BAKERY_REQUIRE_PG === '1') throw new Error(`${pgSkip} (BAKERY_REQUIRE_PG=1)`);
-    return;
-  }
-  pgServer = await startServer();
+  ({ server: pgServer, skip: pgSkip } = await startPgServer());
 }, 120_000);
 afterAll(() => pgServer?.stop());
 

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { startPgServer } from './pg-server.js';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -23,13 +24,7 @@ let pgServer: { url: string; stop(): void } | null = null;
 let pgSkip = '';
 beforeAll(async () => {
   if (!blocks.some((b) => b.includes("from '@bakery/pg'"))) return;
-  const { findPgBin, startServer } = await import('@bakery/pg/throwaway-server');
-  if (findPgBin() === null) {
-    pgSkip = 'no PostgreSQL binaries (apt-get install postgresql, or PG_BIN=…)';
-    if (process.env.BAKERY_REQUIRE_PG === '1') throw new Error(`${pgSkip} (BAKERY_REQUIRE_PG=1)`);
-    return;
-  }
-  pgServer = await startServer();
+  ({ server: pgServer, skip: pgSkip } = await startPgServer());
 }, 120_000);
 afterAll(() => pgServer?.stop());
 

@@ -38,4 +38,4 @@ export {
   SCRATCH,
   type Workload,
 } from './types.js';
-export { BAD_SLOT_COUNTS } from './util.js';
+export { BAD_SLOT_COUNTS, codeOf, codeOfAsync } from './util.js';

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { codeOf } from '@bakery/conformance';
 import { afterEach, describe, expect, test } from 'vitest';
 import {
   clusterOptions,
@@ -23,15 +24,6 @@ afterEach(() => {
     } catch {}
   }
 });
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
 
 interface Ready {
   id: number;

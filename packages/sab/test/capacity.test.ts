@@ -1,14 +1,6 @@
+import { codeOf } from '@bakery/conformance';
 import { expect, test } from 'vitest';
 import { createMutex, openMutex } from '../src/index.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
 
 test('the creator claims its slot at its first lock: slots: 2 fits two workers of a thread that only hands the lock out', () => {
   const creator = createMutex({ slots: 2 });
